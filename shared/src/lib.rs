@@ -1,0 +1,21 @@
+//! The library behind the codex-hotswap tools.
+//!
+//! Binaries parse arguments, build a [`paths::Paths`] from the environment and call in here.
+//! This crate never reads environment variables and never prints to stdout on its own.
+
+pub mod auth;
+pub mod cli;
+pub mod codex;
+pub mod config;
+pub mod detect;
+pub mod duration;
+pub mod events;
+pub mod fsutil;
+pub mod jsonfile;
+pub mod names;
+pub mod overlay;
+pub mod paths;
+pub mod pty;
+pub mod registry;
+pub mod rotate;
+pub mod rollout;

@@ -1,0 +1,11 @@
+//! The one integration-test binary. Every test runs the built executables in a sealed
+//! environment (see `support::env`).
+
+mod support;
+
+mod detect;
+mod harness;
+mod overlay;
+mod rotate;
+mod run;
+mod vault;

@@ -1,0 +1,150 @@
+//! A sealed environment per test: own HOME, XDG dirs and PATH inside a temp dir; `env_clear()`
+//! so nothing of the developer's machine (a real `~/.codex`, CODEX_HOME, …) leaks in.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Path of one of the package's executables.
+pub fn bin(name: &str) -> PathBuf {
+    PathBuf::from(match name {
+        "hs-vault" => env!("CARGO_BIN_EXE_hs-vault"),
+        "hs-rotate" => env!("CARGO_BIN_EXE_hs-rotate"),
+        "hs-detect" => env!("CARGO_BIN_EXE_hs-detect"),
+        "hs-overlay" => env!("CARGO_BIN_EXE_hs-overlay"),
+        "hs-run" => env!("CARGO_BIN_EXE_hs-run"),
+        "fake-codex" => env!("CARGO_BIN_EXE_fake-codex"),
+        "mock-backend" => env!("CARGO_BIN_EXE_mock-backend"),
+        other => panic!("no such executable: {other}"),
+    })
+}
+
+/// The folder that holds the built executables.
+pub fn bin_dir() -> PathBuf {
+    bin("hs-vault").parent().unwrap().to_path_buf()
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    /// Extra variables for every command (PATH, HOME, XDG_* are set already).
+    pub vars: BTreeMap<String, OsString>,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new().prefix("hs-test-").tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut vars = BTreeMap::new();
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+        vars.insert("PATH".into(), path.into());
+        vars.insert("HOME".into(), home.clone().into());
+        vars.insert("XDG_CONFIG_HOME".into(), home.join(".config").into());
+        vars.insert("XDG_STATE_HOME".into(), home.join(".local/state").into());
+        vars.insert("TZ".into(), "UTC".into());
+        vars.insert("LANG".into(), "C.UTF-8".into());
+        TestEnv { dir, home, vars }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.join(".config/codex-hotswap")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.join(".local/state/codex-hotswap")
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<OsString>) {
+        self.vars.insert(key.to_string(), value.into());
+    }
+
+    /// A command for one of our executables (or any program) in the sealed environment.
+    pub fn cmd(&self, program: &str) -> Command {
+        let path = if program.contains('/') { PathBuf::from(program) } else { bin(program) };
+        let mut c = Command::new(path);
+        c.env_clear().envs(&self.vars).current_dir(&self.home).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `program args…` with no stdin and returns its outcome.
+    pub fn run(&self, program: &str, args: &[&str]) -> Run {
+        Run::from(self.cmd(program).args(args).output().expect("spawn"))
+    }
+
+    /// Runs `program args…` with `input` on stdin.
+    pub fn run_stdin(&self, program: &str, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait");
+        writer.join().unwrap();
+        Run::from(out)
+    }
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// stdout parsed as JSON lines.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON {:?}: {e}", self.stdout))
+    }
+}

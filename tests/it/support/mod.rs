@@ -1,0 +1,7 @@
+//! Shared test helpers.
+#![allow(dead_code)]
+
+pub mod auth;
+pub mod env;
+pub mod mock;
+pub mod tui;
