@@ -8,4 +8,5 @@ mod harness;
 mod overlay;
 mod rotate;
 mod run;
+mod shell;
 mod vault;
