@@ -1,1 +1,131 @@
-fn main() {}
+//! hs-run: runs codex so that a session moves to the next account when one hits its usage limit.
+
+use anyhow::bail;
+use clap::Parser;
+use shared::config::{Config, OnExhausted, DEFAULT_CONTINUE_PROMPT};
+use shared::paths::Paths;
+use shared::run::args::{CodexArgs, Kind};
+use shared::run::codex_path::{self, CodexLookup};
+use shared::run::tools::{self, Tools};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+/// Run codex; when its account hits the usage limit, continue the same session on the next
+/// account (hs-rotate), in a per-session CODEX_HOME (hs-overlay), seen by hs-detect.
+///
+/// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
+/// else (`--version`, `--help`, `login`, `mcp`, …) runs the real codex untouched.
+///
+/// Exit status: codex's own (128+signal when a signal ended it); 2 when hs-run cannot start
+/// (codex or a sibling tool missing); 75 when every account is exhausted and
+/// `--on-exhausted exit` is set; 130 when the wait for an account is stopped with Ctrl-C.
+///
+/// The real codex: `--codex`, else $CODEX_HOTSWAP_REAL_CODEX, else "real_codex" in config.json,
+/// else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+#[derive(Parser, Debug)]
+#[command(name = "hs-run", version, trailing_var_arg = true, after_help = EXAMPLES)]
+struct Cli {
+    /// Start on this account instead of the one `hs-rotate pick` gives.
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// The real codex executable.
+    #[arg(long, value_name = "PATH")]
+    codex: Option<PathBuf>,
+    /// The prompt sent when the session is resumed on the next account
+    /// [default: config "continue_prompt", else a short "continue where you left off"].
+    #[arg(long, value_name = "TEXT", conflicts_with = "no_continue")]
+    continue_prompt: Option<String>,
+    /// Resume on the next account without sending a prompt (the TUI then waits for you;
+    /// an `exec` session is not continued).
+    #[arg(long)]
+    no_continue: bool,
+    /// At most this many switches in one run [default: config "max_swaps", else 8].
+    #[arg(long, value_name = "N")]
+    max_swaps: Option<u32>,
+    /// When every account is exhausted: wait for the earliest reset with a countdown, or exit
+    /// (status 75) listing the accounts and their reset times [default: config, else wait].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    on_exhausted: Option<Exhausted>,
+    /// codex's own arguments (put `--` before them when one starts with `-` and could be
+    /// taken for an hs-run option).
+    #[arg(value_name = "CODEX ARGS", allow_hyphen_values = true)]
+    codex_args: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Exhausted {
+    Wait,
+    Exit,
+}
+
+const EXAMPLES: &str = "Examples:
+  hs-run                                   the codex TUI, switching accounts on a limit
+  hs-run -- -m o3 \"fix the failing test\"   codex's own flags after --
+  hs-run --on-exhausted exit -- exec --json \"summarize\"
+  hs-run -- resume 019a…                   resume a session (it keeps switching)";
+
+fn main() {
+    shared::cli::run_main("hs-run", || {
+        let cli = Cli::parse();
+        let args = CodexArgs::parse(&cli.codex_args);
+        let paths = Paths::from_env();
+        let config = match &paths {
+            Ok(p) => Config::load(p),
+            Err(_) => Ok(Config::default()),
+        };
+        // A broken config must not break `codex --version` or `codex login`.
+        let config = match (config, args.kind) {
+            (Ok(c), _) => c,
+            (Err(_), Kind::Passthrough) => Config::default(),
+            (Err(e), _) => return Err(e),
+        };
+        let self_exe = std::env::current_exe().ok();
+        let lookup = CodexLookup {
+            flag: cli.codex.clone(),
+            env: std::env::var_os("CODEX_HOTSWAP_REAL_CODEX").filter(|v| !v.is_empty()).map(PathBuf::from),
+            config: config.real_codex.clone(),
+            path_var: std::env::var_os("PATH"),
+            self_exe: self_exe.clone(),
+        };
+        let codex = lookup.find()?;
+        if args.kind == Kind::Passthrough {
+            let err = std::process::Command::new(&codex).args(&cli.codex_args).exec();
+            bail!("cannot run {}: {err}", codex.display());
+        }
+        let paths = paths?;
+        let here = std::env::current_dir()?;
+        let no_daemon = args.kind == Kind::Tui
+            && codex_path::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
+        let opts = shared::run::Options {
+            cwd: shared::run::codex_cwd(&args, &here),
+            args,
+            codex,
+            no_daemon,
+            account: cli.account,
+            continue_prompt: if cli.no_continue {
+                None
+            } else {
+                Some(cli.continue_prompt.or(config.continue_prompt).unwrap_or_else(|| DEFAULT_CONTINUE_PROMPT.into()))
+            },
+            max_swaps: cli.max_swaps.or(config.max_swaps).unwrap_or(8),
+            on_exhausted: match cli.on_exhausted {
+                Some(Exhausted::Wait) => OnExhausted::Wait,
+                Some(Exhausted::Exit) => OnExhausted::Exit,
+                None => config.on_exhausted.unwrap_or_default(),
+            },
+            on_swap: config.on_swap,
+            tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var: std::env::var_os("PATH") },
+            events_log: paths.events_log(),
+        };
+        shared::run::run(&opts)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert()
+    }
+}

@@ -1,0 +1,280 @@
+//! Reading codex's command line: which kind of session it starts, and the command line that
+//! resumes that session (on the next account) with the user's own flags.
+//!
+//! Only options are kept; the subcommand words, the positional prompt, images and the picker
+//! flags (`--last`, `--all`) are dropped: the session id and the continue prompt take their place.
+
+/// What a codex command line does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The interactive TUI: plain `codex`, `codex resume`, `codex fork`.
+    Tui,
+    /// A non-interactive model session: `codex exec …`, `codex review`.
+    Exec,
+    /// Anything else (`--version`, `login`, `mcp`, …): run the real codex untouched.
+    Passthrough,
+}
+
+/// codex 0.169.0's subcommands. A first word that is not one of them is the prompt.
+const SUBCOMMANDS: &[&str] = &[
+    "agents", "exec", "e", "review", "login", "logout", "mcp", "mcp-server", "plugin", "app-server",
+    "remote-control", "completion", "update", "doctor", "sandbox", "debug", "apply", "a", "resume",
+    "queue", "archive", "delete", "migrate-rollouts", "migrate-nfs-db", "unarchive", "fork", "cloud",
+    "exec-server", "features", "help", "responses-api-proxy", "stdio-to-uds", "generate-ts",
+];
+/// `codex exec`'s own subcommands.
+const EXEC_SUBCOMMANDS: &[&str] = &["resume", "fork", "review", "help"];
+
+/// Options (of any codex subcommand) that take a value.
+const VALUE_OPTIONS: &[&str] = &[
+    "-c", "--config", "--enable", "--disable", "--remote", "--remote-auth-token-env", "-m", "--model",
+    "--local-provider", "-p", "--profile", "-s", "--sandbox", "-C", "--cd", "--add-dir", "-a",
+    "--ask-for-approval", "--thread-source", "--cyber-access-program", "--output-schema", "--color",
+    "-o", "--output-last-message", "--base", "--commit", "--title",
+];
+/// Options whose value list runs on to the next option (`-i a.png b.png`).
+const MULTI_VALUE_OPTIONS: &[&str] = &["-i", "--image"];
+/// Options that only make sense for the first start (session pickers, what to review, images of
+/// the first prompt); the resume command line leaves them out.
+const FIRST_RUN_ONLY: &[&str] =
+    &["--last", "--all", "--include-non-interactive", "-i", "--image", "--uncommitted", "--base", "--commit", "--title"];
+
+/// One option with its value(s), exactly as the user wrote it.
+#[derive(Debug, Clone, PartialEq)]
+struct Opt {
+    name: String,
+    tokens: Vec<String>,
+}
+
+/// A parsed codex command line.
+#[derive(Debug, Clone)]
+pub struct CodexArgs {
+    pub kind: Kind,
+    original: Vec<String>,
+    /// Options before the first subcommand word.
+    top: Vec<Opt>,
+    /// The subcommand words (`exec`, `resume`…), at most two.
+    subs: Vec<String>,
+    /// Options after the first subcommand word (and before a second one).
+    mid: Vec<Opt>,
+    /// Options after the second subcommand word.
+    last: Vec<Opt>,
+    /// Index in `original` just after the subcommand words (where `--no-daemon` goes).
+    insert_at: usize,
+}
+
+impl CodexArgs {
+    pub fn parse(args: &[String]) -> CodexArgs {
+        let mut top = Vec::new();
+        let mut mid = Vec::new();
+        let mut last = Vec::new();
+        let mut subs: Vec<String> = Vec::new();
+        let mut positionals = 0usize;
+        let mut help = false;
+        let mut insert_at = 0;
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if a == "--" {
+                break;
+            }
+            if a.starts_with('-') && a.len() > 1 {
+                let (opt, next) = read_option(args, i);
+                help |= matches!(opt.name.as_str(), "-h" | "--help" | "-V" | "--version");
+                match subs.len() {
+                    0 => top.push(opt),
+                    1 => mid.push(opt),
+                    _ => last.push(opt),
+                }
+                i = next;
+                continue;
+            }
+            let is_sub = positionals == 0
+                && match subs.first().map(String::as_str) {
+                    None => SUBCOMMANDS.contains(&a.as_str()),
+                    Some("exec" | "e") if subs.len() == 1 => EXEC_SUBCOMMANDS.contains(&a.as_str()),
+                    _ => false,
+                };
+            if is_sub {
+                subs.push(a.clone());
+                insert_at = i + 1;
+            } else {
+                positionals += 1;
+            }
+            i += 1;
+        }
+        let kind = if help {
+            Kind::Passthrough
+        } else {
+            match subs.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                [] | ["resume"] | ["fork"] => Kind::Tui,
+                ["exec" | "e"] | ["exec" | "e", "resume" | "fork" | "review"] | ["review"] => Kind::Exec,
+                _ => Kind::Passthrough,
+            }
+        };
+        CodexArgs { kind, original: args.to_vec(), top, subs, mid, last, insert_at }
+    }
+
+    /// The user's arguments for the first start, plus `--no-daemon` for the TUI when wanted.
+    pub fn first_run(&self, no_daemon: bool) -> Vec<String> {
+        let mut out = self.original.clone();
+        if no_daemon && self.kind == Kind::Tui && !self.has("--no-daemon") {
+            out.insert(self.insert_at, "--no-daemon".into());
+        }
+        out
+    }
+
+    /// `codex [flags] resume [flags] ID [PROMPT]` (TUI) or
+    /// `codex [flags] exec [flags] resume [flags] ID [PROMPT]` (exec, review).
+    pub fn resume_run(&self, session_id: &str, prompt: Option<&str>, no_daemon: bool) -> Vec<String> {
+        let mut out: Vec<String> = kept(&self.top);
+        match self.kind {
+            Kind::Exec if self.subs.first().is_some_and(|s| s != "review") => {
+                // exec's own flags stay in front of `resume` (`exec resume` refuses -s, -C, …).
+                out.push("exec".into());
+                out.extend(kept(&self.mid));
+                out.push("resume".into());
+                out.extend(kept(&self.last));
+            }
+            Kind::Exec => {
+                out.push("exec".into());
+                out.push("resume".into());
+                out.extend(kept(&self.mid));
+            }
+            _ => {
+                out.push("resume".into());
+                out.extend(kept(&self.mid));
+                if no_daemon && !self.has("--no-daemon") {
+                    out.push("--no-daemon".into());
+                }
+            }
+        }
+        if prompt.is_some_and(|p| p.starts_with('-')) {
+            out.push("--".into());
+        }
+        out.push(session_id.into());
+        out.extend(prompt.map(String::from));
+        out
+    }
+
+    fn all_opts(&self) -> impl Iterator<Item = &Opt> {
+        self.top.iter().chain(&self.mid).chain(&self.last)
+    }
+
+    /// True when the user gave option `name` (long or short spelling as written).
+    pub fn has(&self, name: &str) -> bool {
+        self.all_opts().any(|o| o.name == name)
+    }
+
+    /// The value of the last `-C/--cd` (codex's working folder), if any.
+    pub fn cd(&self) -> Option<&str> {
+        self.all_opts().filter(|o| o.name == "-C" || o.name == "--cd").last().and_then(|o| value_of(o))
+    }
+
+    /// `exec --json`: codex's stdout carries JSON events.
+    pub fn json_output(&self) -> bool {
+        self.has("--json")
+    }
+}
+
+fn kept(opts: &[Opt]) -> Vec<String> {
+    opts.iter().filter(|o| !FIRST_RUN_ONLY.contains(&o.name.as_str())).flat_map(|o| o.tokens.clone()).collect()
+}
+
+fn value_of(o: &Opt) -> Option<&str> {
+    match o.tokens.as_slice() {
+        [one] => one.split_once('=').map(|(_, v)| v).or_else(|| one.get(2..).filter(|v| !v.is_empty())),
+        [_, v, ..] => Some(v),
+        [] => None,
+    }
+}
+
+/// Reads the option at `args[i]` with its value(s); returns it and the index after it.
+fn read_option(args: &[String], i: usize) -> (Opt, usize) {
+    let a = &args[i];
+    let (name, attached) = if let Some(long) = a.strip_prefix("--") {
+        match long.split_once('=') {
+            Some((n, _)) => (format!("--{n}"), true),
+            None => (a.clone(), false),
+        }
+    } else {
+        let name = a[..a.char_indices().nth(2).map_or(a.len(), |(k, _)| k)].to_string();
+        let attached = a.len() > name.len();
+        (name, attached)
+    };
+    let mut next = i + 1;
+    if !attached && VALUE_OPTIONS.contains(&name.as_str()) && next < args.len() {
+        next += 1;
+    } else if MULTI_VALUE_OPTIONS.contains(&name.as_str()) {
+        if !attached && next < args.len() {
+            next += 1;
+        }
+        while next < args.len() && !args[next].starts_with('-') {
+            next += 1;
+        }
+    }
+    (Opt { name, tokens: args[i..next].to_vec() }, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> CodexArgs {
+        CodexArgs::parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(p(&[]).kind, Kind::Tui);
+        assert_eq!(p(&["fix the bug"]).kind, Kind::Tui);
+        assert_eq!(p(&["-m", "o3", "resume", "abc"]).kind, Kind::Tui);
+        assert_eq!(p(&["fork", "--last"]).kind, Kind::Tui);
+        assert_eq!(p(&["exec", "hi"]).kind, Kind::Exec);
+        assert_eq!(p(&["e", "resume", "--last", "hi"]).kind, Kind::Exec);
+        assert_eq!(p(&["review", "--uncommitted"]).kind, Kind::Exec);
+        assert_eq!(p(&["--version"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["exec", "--help"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["login", "status"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["-c", "model=\"o3\"", "mcp", "list"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["exec", "help"]).kind, Kind::Passthrough);
+        // a prompt that happens to be a subcommand name after `--` is a prompt
+        assert_eq!(p(&["--", "login"]).kind, Kind::Tui);
+        // the value of -m is not a subcommand
+        assert_eq!(p(&["-m", "login"]).kind, Kind::Tui);
+    }
+
+    #[test]
+    fn tui_first_and_resume() {
+        let a = p(&["-m", "o3", "-c", "x=1", "fix it", "--search"]);
+        assert_eq!(a.first_run(true), ["--no-daemon", "-m", "o3", "-c", "x=1", "fix it", "--search"]);
+        assert_eq!(a.resume_run("ID", Some("go on"), true), ["-m", "o3", "-c", "x=1", "--search", "resume", "--no-daemon", "ID", "go on"]);
+        assert_eq!(a.resume_run("ID", None, false), ["-m", "o3", "-c", "x=1", "--search", "resume", "ID"]);
+        let r = p(&["resume", "--last", "-s", "read-only", "old-id", "more"]);
+        assert_eq!(r.first_run(true), ["resume", "--no-daemon", "--last", "-s", "read-only", "old-id", "more"]);
+        assert_eq!(r.resume_run("NEW", Some("-x"), true), ["resume", "-s", "read-only", "--no-daemon", "--", "NEW", "-x"]);
+        let f = p(&["--no-daemon", "fork", "old", "-i", "a.png", "b.png", "--model=o3"]);
+        assert_eq!(f.first_run(true), ["--no-daemon", "fork", "old", "-i", "a.png", "b.png", "--model=o3"]);
+        assert_eq!(f.resume_run("NEW", None, true), ["--no-daemon", "resume", "--model=o3", "NEW"]);
+        assert_eq!(p(&["-C", "/w", "x"]).cd(), Some("/w"));
+        assert_eq!(p(&["--cd=/v", "x"]).cd(), Some("/v"));
+        assert_eq!(p(&["-C/u"]).cd(), Some("/u"));
+    }
+
+    #[test]
+    fn exec_resume() {
+        let a = p(&["exec", "--json", "-s", "read-only", "--skip-git-repo-check", "-m", "o3", "do it"]);
+        assert!(a.json_output());
+        assert_eq!(a.first_run(true), ["exec", "--json", "-s", "read-only", "--skip-git-repo-check", "-m", "o3", "do it"]);
+        assert_eq!(
+            a.resume_run("ID", Some("go"), true),
+            ["exec", "--json", "-s", "read-only", "--skip-git-repo-check", "-m", "o3", "resume", "ID", "go"]
+        );
+        let r = p(&["-c", "a=1", "exec", "-s", "read-only", "resume", "--last", "-m", "o3", "-"]);
+        assert_eq!(r.resume_run("ID", Some("go"), true), ["-c", "a=1", "exec", "-s", "read-only", "resume", "-m", "o3", "ID", "go"]);
+        let v = p(&["review", "--base", "main", "-c", "x=1"]);
+        assert_eq!(v.resume_run("ID", Some("go"), true), ["exec", "resume", "-c", "x=1", "ID", "go"]);
+        let ev = p(&["exec", "--json", "review", "--uncommitted"]);
+        assert_eq!(ev.resume_run("ID", Some("go"), true), ["exec", "--json", "resume", "ID", "go"]);
+    }
+}

@@ -1,0 +1,379 @@
+//! hs-run: one codex session that moves to the next account when the current one hits its
+//! usage limit.
+//!
+//! ```text
+//! hs-rotate pick ─→ hs-overlay create ─→ codex (CODEX_HOME = overlay) ─┬─ output → user
+//!                                                                      ├─ output → hs-detect ─┐
+//!                                                                      └─ rollout (followed) ─┴→ limit
+//! limit → hs-rotate exhaust → stop codex → hs-rotate next → hs-overlay swap → codex resume <id> <prompt>
+//! ```
+//!
+//! Detection: the screen (or exec's text) goes to `hs-detect` children, as the tool contract
+//! says; the session's rollout is followed in-process, because only here is it known which file
+//! codex holds open and when this run started, and a record written before that must not count
+//! (the resumed session appends to the same file, below its old limit record).
+
+pub mod args;
+pub mod codex_path;
+pub mod rollout_watch;
+mod supervise;
+pub mod tools;
+
+use crate::config::OnExhausted;
+use crate::events::{Event, LimitEvent, SwapEvent};
+use crate::pty::{self, RawGuard, SignalPipe};
+use anyhow::Result;
+use args::{CodexArgs, Kind};
+use chrono::{DateTime, Local, Utc};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tools::Tools;
+
+/// Exit code when every account is exhausted and `--on-exhausted exit` was chosen
+/// (EX_TEMPFAIL: try again later).
+pub const EXIT_EXHAUSTED: i32 = 75;
+/// Exit code when the user stopped the wait for an account with Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Everything hs-run was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub args: CodexArgs,
+    /// The real codex.
+    pub codex: PathBuf,
+    /// Add `--no-daemon` to TUI runs (this codex supports it).
+    pub no_daemon: bool,
+    /// Start on this account instead of `hs-rotate pick`.
+    pub account: Option<String>,
+    /// The prompt sent with `resume`; `None` for `--no-continue`.
+    pub continue_prompt: Option<String>,
+    pub max_swaps: u32,
+    pub on_exhausted: OnExhausted,
+    /// Shell command run after each switch with the switch's JSON on stdin.
+    pub on_swap: Option<String>,
+    pub tools: Tools,
+    /// Where codex works (`-C` resolved against hs-run's folder).
+    pub cwd: PathBuf,
+    pub events_log: PathBuf,
+}
+
+/// The user's terminal (or not) and the signals hs-run listens to.
+pub struct Term {
+    pub signals: SignalPipe,
+    raw: Option<RawGuard>,
+    pub stdin_open: bool,
+    /// stderr is a terminal: notices and the countdown may redraw a line.
+    stderr_tty: bool,
+}
+
+impl Term {
+    pub fn new() -> Result<Term> {
+        Ok(Term {
+            signals: SignalPipe::new(&pty::HANDLED_SIGNALS)?,
+            raw: None,
+            stdin_open: true,
+            stderr_tty: pty::is_terminal(std::io::stderr().as_fd()),
+        })
+    }
+
+    /// Raw mode for the whole interactive session (once; restored on drop and on panic).
+    pub fn enter_raw(&mut self) -> Result<()> {
+        if self.raw.is_none() {
+            self.raw = Some(RawGuard::enter(std::io::stdin().as_fd())?);
+        }
+        Ok(())
+    }
+
+    pub fn is_raw(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    /// One line on stderr, between codex runs.
+    pub fn notice(&self, msg: &str) {
+        let eol = if self.is_raw() { "\r\n" } else { "\n" };
+        let _ = write!(std::io::stderr().lock(), "codex-hotswap: {msg}{eol}");
+    }
+
+    fn write_terminal_reset(&self) {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(pty::TERMINAL_RESET.as_bytes()).and_then(|_| o.flush());
+    }
+}
+
+/// Destroys the overlay when hs-run is done, whatever happened.
+struct OverlayGuard<'a> {
+    tools: &'a Tools,
+    id: String,
+}
+
+impl Drop for OverlayGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.tools.overlay_destroy(&self.id) {
+            eprintln!("codex-hotswap: {e:#} (remove it later with: hs-overlay destroy {})", self.id);
+        }
+    }
+}
+
+/// codex's exit code: its own, or 128+signal when a signal ended it.
+pub fn exit_code(st: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    st.code().or_else(|| st.signal().map(|s| 128 + s)).unwrap_or(1)
+}
+
+/// Runs a model session through the switch loop. Returns hs-run's exit code.
+pub fn run(opts: &Options) -> Result<i32> {
+    opts.tools.check()?;
+    let mut term = Term::new()?;
+    let interactive = opts.args.kind == Kind::Tui
+        && pty::is_terminal(std::io::stdin().as_fd())
+        && pty::is_terminal(std::io::stdout().as_fd());
+    let mut account = match &opts.account {
+        Some(a) => a.clone(),
+        None => match opts.tools.pick()? {
+            Some(a) => a,
+            None => match wait_for_account(&mut term, opts, None)? {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            },
+        },
+    };
+    let overlay = opts.tools.overlay_create(&account, std::process::id())?;
+    let _guard = OverlayGuard { tools: &opts.tools, id: overlay.id.clone() };
+    let mut argv = opts.args.first_run(opts.no_daemon);
+    let mut handled: Vec<LimitEvent> = Vec::new();
+    let mut swaps = 0u32;
+    let mut resumed = false;
+    loop {
+        let spec = supervise::RunSpec {
+            codex: &opts.codex,
+            argv: &argv,
+            codex_home: &overlay.path,
+            account: &account,
+            pty: interactive,
+            json_output: opts.args.json_output(),
+            cwd: &opts.cwd,
+            may_switch: swaps < opts.max_swaps,
+            handled: &handled,
+            null_stdin: resumed,
+        };
+        let res = supervise::run_once(&mut term, &opts.tools, &spec)?;
+        for w in &res.warnings {
+            term.notice(w);
+        }
+        let code = exit_code(res.status);
+        let Some(limit) = res.limit else { return Ok(code) };
+        if res.user_signal.is_some() {
+            return Ok(code);
+        }
+        let back = back_at(limit.resets_at);
+        if swaps >= opts.max_swaps {
+            term.notice(&format!(
+                "{account} hit its usage limit{back}; not switching again (--max-swaps {} reached)",
+                opts.max_swaps
+            ));
+            return Ok(code);
+        }
+        let Some(session_id) = res.session_id.clone() else {
+            term.notice(&format!(
+                "{account} hit its usage limit{back}, but this session's id was not found, so it cannot be \
+                 continued on another account"
+            ));
+            return Ok(code);
+        };
+        if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() {
+            term.notice(&format!("{account} hit its usage limit{back}; not continuing (--no-continue)"));
+            return Ok(code);
+        }
+        handled.push(limit.clone());
+        let next = match opts.tools.next()? {
+            Some(n) => n,
+            None => match wait_for_account(&mut term, opts, Some(&session_id))? {
+                Ok(n) => n,
+                Err(code) => return Ok(code),
+            },
+        };
+        opts.tools.overlay_swap(&overlay.id, &next)?;
+        let swap = SwapEvent {
+            at: Utc::now(),
+            session_id: Some(session_id.clone()),
+            from: account.clone(),
+            to: next.clone(),
+            kind: limit.kind,
+            resets_at: limit.resets_at,
+            cwd: opts.cwd.clone(),
+        };
+        record_swap(opts, &swap);
+        term.notice(&if next == account {
+            format!("{account} is back; continuing this session on {next}")
+        } else {
+            format!("{account} hit its usage limit{back}; continuing this session on {next}")
+        });
+        swaps += 1;
+        account = next;
+        resumed = true;
+        argv = opts.args.resume_run(&session_id, opts.continue_prompt.as_deref(), opts.no_daemon);
+    }
+}
+
+/// ` (back at 20:13)` in local time, or nothing when the reset time is unknown.
+fn back_at(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| format!(" (back at {})", local_time(t))).unwrap_or_default()
+}
+
+/// `20:13` today, `Nov 26 20:13` another day.
+fn local_time(t: DateTime<Utc>) -> String {
+    let l = t.with_timezone(&Local);
+    if l.date_naive() == Local::now().date_naive() {
+        l.format("%H:%M").to_string()
+    } else {
+        l.format("%b %-d %H:%M").to_string()
+    }
+}
+
+/// Appends the switch to events.jsonl and runs the `on_swap` hook with it on stdin.
+fn record_swap(opts: &Options, swap: &SwapEvent) {
+    let line = crate::events::to_line(&Event::Swap(swap.clone()));
+    if let Err(e) = crate::fsutil::append_line(&opts.events_log, &line) {
+        eprintln!("codex-hotswap: {e:#}");
+    }
+    let Some(hook) = &opts.on_swap else { return };
+    let spawned = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(hook)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(format!("{line}\n").as_bytes());
+            }
+            // The hook runs on its own; a thread reaps it.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("codex-hotswap: cannot run the on_swap hook: {e}"),
+    }
+}
+
+/// Every account is exhausted. `exit`: list them and return `Err(EXIT_EXHAUSTED)`. `wait`: a
+/// countdown to the earliest reset (Ctrl-C quits: `Err(130)`), then the account that is back.
+fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> Result<Result<String, i32>> {
+    let states = opts.tools.status()?;
+    if opts.on_exhausted == OnExhausted::Exit {
+        term.notice("every account has hit its usage limit:");
+        let width = states.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in &states {
+            let when = match (s.available, s.until) {
+                (true, _) => "available".to_string(),
+                (false, Some(u)) => format!("back at {} ({})", local_time(u), u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                (false, None) => "reset time unknown".to_string(),
+            };
+            let eol = if term.is_raw() { "\r\n" } else { "\n" };
+            let _ = write!(std::io::stderr(), "  {:width$}  {when}{eol}", s.name);
+        }
+        if let Some(id) = session {
+            term.notice(&format!("continue this session later with: codex resume {id}"));
+        }
+        return Ok(Err(EXIT_EXHAUSTED));
+    }
+    let mut states = states;
+    let mut next_check = Instant::now();
+    let mut printed_once = false;
+    loop {
+        let target = tools::earliest_reset(&states);
+        let now = Utc::now();
+        if Instant::now() >= next_check && target.is_none_or(|(_, t)| t <= now) {
+            if let Some(a) = opts.tools.pick()? {
+                if term.stderr_tty {
+                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                }
+                return Ok(Ok(a));
+            }
+            states = opts.tools.status()?;
+            next_check = Instant::now() + Duration::from_secs(5);
+            continue;
+        }
+        let line = match target {
+            Some((name, t)) => {
+                let left = (t - now).num_seconds().max(0);
+                format!(
+                    "every account has hit its usage limit; {name} is back at {} (in {}:{:02}:{:02}) · Ctrl-C quits",
+                    local_time(t),
+                    left / 3600,
+                    left / 60 % 60,
+                    left % 60
+                )
+            }
+            None => "every account has hit its usage limit; waiting for one to come back · Ctrl-C quits".into(),
+        };
+        if term.stderr_tty {
+            let _ = write!(std::io::stderr(), "\r\x1b[2Kcodex-hotswap: {line}");
+        } else if !printed_once {
+            term.notice(&line);
+        }
+        printed_once = true;
+        // Wait a second for a key or a signal.
+        let stdin = std::io::stdin();
+        let mut fds = vec![nix::poll::PollFd::new(term.signals.fd(), nix::poll::PollFlags::POLLIN)];
+        let keys = term.is_raw() && term.stdin_open;
+        if keys {
+            fds.push(nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN));
+        }
+        let _ = nix::poll::poll(&mut fds, 1000u16);
+        let key_ready = keys && fds[1].revents().is_some_and(|r| !r.is_empty());
+        drop(fds);
+        let mut quit = term
+            .signals
+            .take()
+            .into_iter()
+            .find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP))
+            .map(|s| 128 + s);
+        if key_ready {
+            let mut b = [0u8; 64];
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {
+                Ok(0) | Err(_) => term.stdin_open = false,
+                Ok(n) if b[..n].contains(&0x03) => quit = quit.or(Some(EXIT_INTERRUPTED)),
+                Ok(_) => {}
+            }
+        }
+        if let Some(code) = quit {
+            if term.stderr_tty {
+                let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            }
+            term.notice("stopped waiting for an account");
+            if let Some(id) = session {
+                term.notice(&format!("continue this session later with: codex resume {id}"));
+            }
+            return Ok(Err(code));
+        }
+    }
+}
+
+/// The folder codex works in: `-C DIR` (relative to hs-run's folder) or hs-run's folder.
+pub fn codex_cwd(args: &CodexArgs, here: &Path) -> PathBuf {
+    match args.cd() {
+        Some(d) => here.join(d),
+        None => here.to_path_buf(),
+    }
+}
+
+/// Writes codex's help-derived facts cache here (inside hs-run's state folder).
+pub fn feature_cache(state_dir: &Path) -> PathBuf {
+    state_dir.join("codex-features.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 143);
+    }
+}
