@@ -39,7 +39,10 @@ pub fn json_error(path: &Path, e: &serde_json::Error) -> anyhow::Error {
         serde_json::error::Category::Syntax => "invalid JSON",
         _ => "unexpected content",
     };
-    anyhow!("{}:{}:{}: {what}: {e}", path.display(), e.line(), e.column())
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+    anyhow!("{}:{}:{}: {what}: {msg}", path.display(), e.line(), e.column())
 }
 
 /// Serializes `value` as pretty JSON with a trailing newline and writes it atomically.
