@@ -85,6 +85,17 @@ enum Cmd {
     },
     /// Print an account's vault folder.
     Path { name: String },
+    /// Check every vault: folder present and 0700, login present, auth.json a real file and 0600.
+    ///
+    /// One line per check (`ok` or `problem` with a fix); exit 0 when all is well, 1 otherwise.
+    Doctor {
+        /// Tighten looser modes (vault 0700, auth.json 0600) instead of only reporting them.
+        #[arg(long)]
+        fix: bool,
+        /// One JSON object per check: {"type":"check","ok","account","message","fix"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -125,6 +136,7 @@ fn run(cmd: Cmd, paths: &Paths) -> Result<i32> {
             return login(paths, &name, device_auth, with_api_key, relogin, codex.as_deref())
         }
         Cmd::Import { name, from, vault } => import(paths, &name, from, vault)?,
+        Cmd::Doctor { fix, json } => return doctor(paths, fix, json),
         Cmd::Path { name } => {
             let reg = Registry::load(paths)?;
             cli::print_text(&format!("{}\n", reg.find(&name)?.vault.display()))?;
@@ -342,6 +354,71 @@ fn login(paths: &Paths, name: &str, device: bool, api_key: bool, relogin: bool, 
     let who = info.email.unwrap_or_else(|| info.kind.as_str().to_string());
     cli::print_text(&format!("{name} logged in ({who})\n"))?;
     Ok(EXIT_OK)
+}
+
+#[derive(serde::Serialize)]
+struct Check {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ok: bool,
+    account: String,
+    message: String,
+    fix: Option<String>,
+}
+
+fn doctor(paths: &Paths, fix: bool, json: bool) -> Result<i32> {
+    let reg = Registry::load(paths)?;
+    let mut checks = Vec::new();
+    let mut add = |account: &str, ok: bool, message: String, fix: Option<String>| {
+        checks.push(Check { kind: "check", ok, account: account.to_string(), message, fix });
+    };
+    for acc in &reg.accounts {
+        let n = acc.name.as_str();
+        let vault = &acc.vault;
+        if !vault.is_dir() {
+            add(n, false, format!("vault {} is missing", vault.display()), Some(format!("hs-vault login {n} (recreates it)")));
+            continue;
+        }
+        for (path, want) in [(vault.clone(), 0o700), (acc.auth_file(), 0o600)] {
+            let Ok(mode) = fsutil::mode_of(&path) else { continue };
+            if mode == want {
+                continue;
+            }
+            let fixed = fix && std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want)).is_ok();
+            if fixed {
+                add(n, true, format!("{} had mode {mode:o}, now {want:o}", path.display()), None);
+            } else {
+                add(n, false, format!("{} has mode {mode:o}, not {want:o}", path.display()), Some(format!("chmod {want:o} {} (or hs-vault doctor --fix)", path.display())));
+            }
+        }
+        let file = acc.auth_file();
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+            add(n, false, format!("{} is a link, not the account's own file", file.display()), Some(format!("replace it with the real login: hs-vault login {n} --relogin")));
+        }
+        match auth::inspect(&file) {
+            Ok(info) if info.logged_in => {
+                let who = info.email.clone().unwrap_or_else(|| info.kind.as_str().to_string());
+                add(n, true, format!("logged in ({who})"), None);
+            }
+            Ok(_) => add(n, false, "not logged in".into(), Some(format!("hs-vault login {n}"))),
+            Err(e) => add(n, false, format!("{e:#}"), Some(format!("hs-vault login {n} --relogin"))),
+        }
+    }
+    let all_ok = checks.iter().all(|c| c.ok);
+    for c in &checks {
+        if json {
+            cli::print_json(c)?;
+        } else if c.ok {
+            cli::print_text(&format!("ok       {}: {}\n", c.account, c.message))?;
+        } else {
+            cli::print_text(&format!("problem  {}: {}\n         fix: {}\n", c.account, c.message, c.fix.clone().unwrap_or_default()))?;
+        }
+    }
+    if reg.accounts.is_empty() && !json {
+        cli::print_text("problem  no accounts registered\n         fix: hs-vault add NAME, or hs-vault import NAME\n")?;
+        return Ok(cli::EXIT_NONE);
+    }
+    Ok(if all_ok { EXIT_OK } else { cli::EXIT_NONE })
 }
 
 /// auth.json must be 0600 whoever wrote it.

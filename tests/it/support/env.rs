@@ -14,6 +14,7 @@ pub fn bin(name: &str) -> PathBuf {
         "hs-detect" => env!("CARGO_BIN_EXE_hs-detect"),
         "hs-overlay" => env!("CARGO_BIN_EXE_hs-overlay"),
         "hs-run" => env!("CARGO_BIN_EXE_hs-run"),
+        "hs-config" => env!("CARGO_BIN_EXE_hs-config"),
         "fake-codex" => env!("CARGO_BIN_EXE_fake-codex"),
         "mock-backend" => env!("CARGO_BIN_EXE_mock-backend"),
         other => panic!("no such executable: {other}"),
