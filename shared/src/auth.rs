@@ -56,12 +56,12 @@ impl AuthInfo {
 /// Inspects `file` (an `auth.json`). A missing file means not logged in; an unreadable or
 /// corrupt one is an error naming the file.
 pub fn inspect(file: &Path) -> Result<AuthInfo> {
-    let text = match std::fs::read_to_string(file) {
+    let text = match std::fs::read(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuthInfo::none()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| crate::jsonfile::json_error(file, &e))?;
+    let v: Value = serde_json::from_slice(&text).map_err(|e| crate::jsonfile::json_error(file, &e))?;
     if !v.is_object() {
         anyhow::bail!("{}: expected a JSON object", file.display());
     }
