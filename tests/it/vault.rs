@@ -187,7 +187,7 @@ fn list_flags_a_corrupt_vault_login() {
 
 /// A stand-in for `codex login` that records its arguments and writes a login.
 fn fake_login_codex(t: &TestEnv) -> std::path::PathBuf {
-    let dir = t.root().join("bin");
+    let dir = t.root().join("fixture-bin");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("codex");
     let auth = chatgpt_auth("new@example.com", "pro", "acct-new", 1_900_000_000).replace('\'', "");
@@ -227,4 +227,16 @@ fn login_runs_real_codex_in_the_vault() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
     t.run("hs-vault", &["login", "acc1", "--relogin"]).ok();
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "login --device-auth\nlogin\n");
+}
+
+#[test]
+fn leak_scan_finds_a_planted_token() {
+    let t = TestEnv::new();
+    let f = t.home.join(".local/state/codex-hotswap/events.jsonl");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, "{\"oops\":\"tok-refresh-1\"}\n").unwrap();
+    assert_eq!(crate::support::env::files_with_tokens(t.root()), vec![f.clone()]);
+    std::fs::write(t.home.join("auth.json"), "tok-allowed").unwrap();
+    std::fs::remove_file(&f).unwrap();
+    assert!(crate::support::env::files_with_tokens(t.root()).is_empty());
 }
