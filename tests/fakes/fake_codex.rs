@@ -1,1 +1,370 @@
-fn main() {}
+//! A fake `codex` for hs-run's tests (feature `test-fakes`, never installed).
+//!
+//! Every start appends one JSON line to `$FAKE_CODEX_LOG`: `{"n", "model", "args", "codex_home",
+//! "cwd", "account_id", "session_id", "stdin"}`; `n` counts model sessions (TUI and exec) only.
+//! Like the real codex 0.169.0 it writes a rollout under `$CODEX_HOME/sessions/YYYY/MM/DD/` whose
+//! first line is `session_meta`, keeps it open while it runs, and appends to the same file on
+//! `resume <id>` (redrawing the old conversation, old limit banner included).
+//!
+//! Behaviour per model session number `n` (lists like `1,3`, or `all`):
+//! - `FAKE_CODEX_LIMIT`: sessions that hit the usage limit (screen banner drawn with escape codes
+//!   plus rollout records; exec: `ERROR: …` on stderr, exit 1)
+//! - `FAKE_CODEX_LIMIT_DELAY_MS` (default 300): when the TUI banner appears
+//! - `FAKE_CODEX_SCREEN=0` / `FAKE_CODEX_ROLLOUT=0`: leave the limit off the screen / rollout
+//! - `FAKE_CODEX_RESET`: the reset time shown (default: now + 60+10n minutes, `8:13 PM` style)
+//! - `FAKE_CODEX_IGNORE_CTRL_C`: sessions that ignore Ctrl-C (hs-run must escalate to SIGTERM)
+//! - `FAKE_CODEX_EXIT`: exit code on quit (`q`, or Ctrl-C twice) and for a finished exec (default 0)
+//! - `FAKE_CODEX_SIGNAL`: the signal the TUI raises on itself when `d` is typed (default 9)
+//! - `FAKE_CODEX_EXEC_SLEEP_MS`: how long an exec session works before answering
+//! - `FAKE_CODEX_NO_DAEMON_FLAG=0`: `--help` does not list `--no-daemon`
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SUBCOMMANDS: &[&str] = &["exec", "e", "resume", "fork", "review", "login", "logout", "mcp", "completion", "features", "doctor", "apply", "update", "help"];
+const VALUE_OPTS: &[&str] = &["-c", "--config", "-m", "--model", "-s", "--sandbox", "-C", "--cd", "-p", "--profile", "-a", "--ask-for-approval", "--add-dir", "--color", "-o", "--output-last-message", "--enable", "--disable", "-i", "--image", "--base", "--commit", "--title"];
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn selected(var: &str, n: u64) -> bool {
+    env(var).is_some_and(|v| v == "all" || v.split(',').any(|x| x.trim().parse() == Ok(n)))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        record(&args, false, None, "");
+        println!("codex-cli 0.169.0 (fake)");
+        return;
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        record(&args, false, None, "");
+        println!("Codex CLI (fake)\n\nOptions:\n  -m, --model <MODEL>\n      --search");
+        if env("FAKE_CODEX_NO_DAEMON_FLAG").as_deref() != Some("0") {
+            println!("      --no-daemon");
+        }
+        return;
+    }
+    // positionals (options and their values skipped)
+    let mut pos = Vec::new();
+    let mut i = 0;
+    let mut json = false;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            pos.extend(args[i + 1..].iter().cloned());
+            break;
+        }
+        if a == "--json" {
+            json = true;
+        }
+        if a.starts_with('-') && a.len() > 1 {
+            i += if VALUE_OPTS.contains(&a.as_str()) { 2 } else { 1 };
+            continue;
+        }
+        pos.push(a.clone());
+        i += 1;
+    }
+    let sub: Vec<&str> = pos.iter().map(String::as_str).take_while(|p| SUBCOMMANDS.contains(p)).take(2).collect();
+    let rest: Vec<String> = pos[sub.len()..].to_vec();
+    match sub.as_slice() {
+        [] | ["resume"] | ["fork"] => tui(&args, &sub, &rest),
+        ["exec" | "e", ..] | ["review"] => exec(&args, &sub, &rest, json),
+        _ => {
+            record(&args, false, None, "");
+            println!("fake codex: {}", args.join(" "));
+            std::process::exit(env("FAKE_CODEX_EXIT").and_then(|c| c.parse().ok()).unwrap_or(0));
+        }
+    }
+}
+
+fn log_path() -> Option<PathBuf> {
+    env("FAKE_CODEX_LOG").map(PathBuf::from)
+}
+
+/// Appends this start to the log; returns the model-session number.
+fn record(args: &[String], model: bool, session: Option<&str>, stdin: &str) -> u64 {
+    let Some(log) = log_path() else { return 1 };
+    let prev = std::fs::read_to_string(&log).unwrap_or_default();
+    let n = 1 + prev
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["model"] == true)
+        .count() as u64;
+    let home = std::env::var_os("CODEX_HOME").map(PathBuf::from);
+    let line = serde_json::json!({
+        "n": if model { n } else { 0 },
+        "model": model,
+        "args": args,
+        "codex_home": home,
+        "cwd": std::env::current_dir().ok(),
+        "account_id": home.as_deref().and_then(account_id),
+        "session_id": session,
+        "stdin": stdin,
+    });
+    shared::fsutil::append_line(&log, &line.to_string()).expect("fake codex log");
+    n
+}
+
+fn account_id(home: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("auth.json")).ok()?).ok()?;
+    v["tokens"]["account_id"].as_str().map(String::from)
+}
+
+fn new_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ms = now.as_millis() as u64;
+    format!(
+        "{:08x}-{:04x}-7{:03x}-8{:03x}-{:012x}",
+        ms >> 16,
+        ms & 0xffff,
+        std::process::id() & 0xfff,
+        now.subsec_nanos() & 0xfff,
+        (now.subsec_nanos() as u64) << 8 | (std::process::id() as u64 & 0xff)
+    )
+}
+
+struct Rollout {
+    file: std::fs::File,
+    id: String,
+    /// Limit texts already in the file (a resumed session redraws them).
+    old_limits: Vec<String>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Rollout {
+    fn sessions() -> PathBuf {
+        PathBuf::from(std::env::var_os("CODEX_HOME").expect("CODEX_HOME")).join("sessions")
+    }
+
+    fn find(id: &str) -> Option<PathBuf> {
+        let mut stack = vec![Rollout::sessions()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n.to_string_lossy().contains(id)) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+
+    /// Appends to the rollout of `resume`'s id, or starts a new one.
+    fn open(resume: Option<&str>, originator: &str) -> Rollout {
+        if let Some(id) = resume {
+            let path = Rollout::find(id).unwrap_or_else(|| {
+                eprintln!("Error: thread/resume failed: no rollout found for thread id {id}");
+                std::process::exit(1)
+            });
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let old_limits = text
+                .lines()
+                .filter(|l| l.contains("usage_limit_exceeded"))
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["payload"]["error"]["message"].as_str().map(String::from))
+                .collect();
+            let file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            return Rollout { file, id: id.to_string(), old_limits };
+        }
+        let id = new_id();
+        let now = chrono::Utc::now();
+        let dir = Rollout::sessions().join(now.format("%Y/%m/%d").to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("rollout-{}-{id}.jsonl", now.format("%Y-%m-%dT%H-%M-%S")));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut r = Rollout { file, id: id.clone(), old_limits: Vec::new() };
+        let cwd = std::env::current_dir().unwrap();
+        r.line(serde_json::json!({"type":"session_meta","payload":{"id":id,"session_id":id,"timestamp":now_rfc3339(),"cwd":cwd,"originator":originator,"cli_version":"0.169.0"}}));
+        r
+    }
+
+    fn line(&mut self, mut v: serde_json::Value) {
+        v["timestamp"] = now_rfc3339().into();
+        writeln!(self.file, "{v}").unwrap();
+        self.file.flush().unwrap();
+    }
+
+    fn usage(&mut self, used: f64, resets_at: i64) {
+        self.line(serde_json::json!({"type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":{"limit_id":"codex","primary":{"used_percent":used,"window_minutes":300,"resets_at":resets_at},"secondary":{"used_percent":12.0,"window_minutes":10080,"resets_at":resets_at + 86400},"plan_type":null}}}));
+    }
+
+    fn limit(&mut self, text: &str, resets_at: i64) {
+        self.usage(100.0, resets_at);
+        self.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_complete","last_agent_message":null,"error":{"message":text,"codex_error_info":"usage_limit_exceeded"}}}));
+    }
+}
+
+/// The reset time for session `n`: unix seconds and how codex shows it.
+fn reset_time(n: u64) -> (i64, String) {
+    let t = chrono::Utc::now() + chrono::Duration::minutes(60 + 10 * n as i64);
+    let shown = env("FAKE_CODEX_RESET").unwrap_or_else(|| t.with_timezone(&chrono::Local).format("%-I:%M %p").to_string());
+    (t.timestamp(), shown)
+}
+
+fn limit_text(shown: &str) -> String {
+    format!("You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at {shown}.")
+}
+
+fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    o.write_all(s.as_bytes()).unwrap();
+    o.flush().unwrap();
+}
+
+fn tui(args: &[String], sub: &[&str], rest: &[String]) {
+    let resume = (sub == ["resume"]).then(|| rest.first().cloned()).flatten();
+    let mut rollout = Rollout::open(resume.as_deref(), "codex-tui");
+    let n = record(args, true, Some(&rollout.id), "");
+    let stdin = std::io::stdin();
+    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
+    }
+    let winch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(libc::SIGWINCH, winch.clone()).unwrap();
+    out("\x1b[?1049h\x1b[?2004h\x1b[?25l\x1b[2J\x1b[1;1H");
+    let size = || {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+        format!("{}x{}", ws.ws_row, ws.ws_col)
+    };
+    out(&format!("\x1b[1;1H>_ Fake Codex (session {}) size {}\x1b[K", rollout.id, size()));
+    let mut row = 3;
+    for old in rollout.old_limits.clone() {
+        // the resumed TUI redraws the old conversation, old banner included
+        out(&format!("\x1b[{row};1H\x1b[31m■\x1b[0m \x1b[1m{old}\x1b[0m"));
+        row += 3;
+    }
+    let (resets_at, shown) = reset_time(n);
+    rollout.usage(42.5, resets_at);
+    let limit_at = selected("FAKE_CODEX_LIMIT", n).then(|| {
+        Instant::now() + Duration::from_millis(env("FAKE_CODEX_LIMIT_DELAY_MS").and_then(|d| d.parse().ok()).unwrap_or(300))
+    });
+    let mut limited = false;
+    let ignore_cc = selected("FAKE_CODEX_IGNORE_CTRL_C", n);
+    let code: i32 = env("FAKE_CODEX_EXIT").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut ctrl_c = 0;
+    let mut typed = String::new();
+    out(&format!("\x1b[{};1H› ready", row + 1));
+    let prompt_row = row + 1;
+    let mut buf = [0u8; 256];
+    loop {
+        if winch.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            out(&format!("\x1b[1;1H>_ Fake Codex (session {}) size {}\x1b[K", rollout.id, size()));
+        }
+        if let Some(at) = limit_at {
+            if !limited && Instant::now() >= at {
+                limited = true;
+                let text = limit_text(&shown);
+                if env("FAKE_CODEX_ROLLOUT").as_deref() != Some("0") {
+                    rollout.limit(&text, resets_at);
+                }
+                if env("FAKE_CODEX_SCREEN").as_deref() != Some("0") {
+                    // drawn in pieces with cursor moves, like a TUI does
+                    let (a, b) = text.split_at(text.find("Upgrade").unwrap_or(0));
+                    out(&format!("\x1b[{};1H\x1b[31m■\x1b[0m \x1b[1m{a}\x1b[0m\x1b[{};3H{b}", prompt_row + 2, prompt_row + 3));
+                }
+            }
+        }
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&stdin), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, 50u16);
+        if !fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            continue;
+        }
+        let got = match stdin.lock().read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..got] {
+            match b {
+                0x03 if ignore_cc => {}
+                0x03 => {
+                    ctrl_c += 1;
+                    if ctrl_c >= 2 {
+                        finish(&rollout.id, saved.as_ref(), code);
+                    }
+                    out(&format!("\x1b[{};1H\x1b[2mctrl + c again to quit\x1b[0m", prompt_row + 6));
+                }
+                b'q' => finish(&rollout.id, saved.as_ref(), code),
+                b'd' => {
+                    let sig = env("FAKE_CODEX_SIGNAL").and_then(|s| s.parse().ok()).unwrap_or(libc::SIGKILL);
+                    unsafe { libc::signal(sig, libc::SIG_DFL) };
+                    unsafe { libc::raise(sig) };
+                }
+                b'\r' => {
+                    rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":typed}]}}));
+                    typed.clear();
+                }
+                c if (0x20..0x7f).contains(&c) => {
+                    typed.push(c as char);
+                    out(&format!("\x1b[{prompt_row};3H{typed}\x1b[K"));
+                }
+                _ => {}
+            }
+        }
+    }
+    finish(&rollout.id, saved.as_ref(), code);
+}
+
+fn finish(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32) -> ! {
+    out("\x1b[?2004l\x1b[?25h\x1b[?1049l");
+    if let Some(t) = saved {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
+    }
+    out(&format!("To continue this session, run: codex resume {id}\r\n"));
+    std::process::exit(code)
+}
+
+fn exec(args: &[String], sub: &[&str], rest: &[String], json: bool) {
+    let resume = (sub.get(1) == Some(&"resume")).then(|| rest.first().cloned()).flatten();
+    let prompt = if resume.is_some() { rest.get(1).cloned() } else { rest.first().cloned() };
+    let mut stdin_text = String::new();
+    if prompt.is_none() || prompt.as_deref() == Some("-") {
+        let _ = std::io::stdin().read_to_string(&mut stdin_text);
+    }
+    let mut rollout = Rollout::open(resume.as_deref(), "codex_exec");
+    let n = record(args, true, Some(&rollout.id), &stdin_text);
+    let (resets_at, shown) = reset_time(n);
+    rollout.usage(42.5, resets_at);
+    if let Some(ms) = env("FAKE_CODEX_EXEC_SLEEP_MS").and_then(|d| d.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    if json {
+        println!("{}", serde_json::json!({"type":"thread.started","thread_id":rollout.id}));
+    } else {
+        eprintln!("session id: {}", rollout.id);
+    }
+    if selected("FAKE_CODEX_LIMIT", n) {
+        let text = limit_text(&shown);
+        if env("FAKE_CODEX_ROLLOUT").as_deref() != Some("0") {
+            rollout.limit(&text, resets_at);
+        }
+        if env("FAKE_CODEX_SCREEN").as_deref() != Some("0") {
+            if json {
+                println!("{}", serde_json::json!({"type":"error","message":text}));
+                println!("{}", serde_json::json!({"type":"turn.failed","error":{"message":text}}));
+            } else {
+                eprintln!("ERROR: {text}");
+            }
+        }
+        std::process::exit(1);
+    }
+    let answer = format!("fake answer to: {}", prompt.unwrap_or(stdin_text));
+    if json {
+        println!("{}", serde_json::json!({"type":"item.completed","item":{"type":"agent_message","text":answer}}));
+    } else {
+        println!("{answer}");
+    }
+    std::process::exit(env("FAKE_CODEX_EXIT").and_then(|c| c.parse().ok()).unwrap_or(0));
+}
