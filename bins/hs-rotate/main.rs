@@ -1,1 +1,321 @@
-fn main() {}
+//! hs-rotate: which account is current, which are exhausted and until when.
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use shared::cli::{self, EXIT_NONE, EXIT_OK};
+use shared::config::Config;
+use shared::duration::{self, human, local_short, rfc3339};
+use shared::events::{self, Event, LimitEvent, RateLimitsEvent};
+use shared::paths::Paths;
+use shared::registry::Registry;
+use shared::rotate::{self, Choice, State};
+use std::io::BufRead;
+
+/// Track which Codex account is current and which are exhausted until when.
+///
+/// State lives in $XDG_STATE_HOME/codex-hotswap/rotation.json; every change is made under a lock
+/// and written atomically, so parallel sessions and cron jobs are safe. An exhaustion ends by
+/// itself at its time. Exit codes: 0 ok, 1 no account available (or nothing to read), 2 error.
+#[derive(Parser, Debug)]
+#[command(name = "hs-rotate", version, after_help = "Examples:\n  hs-rotate status\n  hs-rotate exhaust acc1 --for 2h --reason 'weekly limit'\n  codex exec 'hi' 2>&1 | hs-detect --account acc1 | hs-rotate exhaust --event -\n  hs-rotate reset            # from cron: clear every exhaustion")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Every account: current or not, available or exhausted (until when, why), last usage seen.
+    Status {
+        /// One JSON object per line: name, current, state, until, reason, kind, and when recorded
+        /// primary_used_percent, secondary_used_percent, resets_at, secondary_resets_at, seen_at.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the current account's name.
+    Current,
+    /// Make NAME the current account.
+    Use { name: String },
+    /// Move to the next available account (by the configured policy) and print its name.
+    Next {
+        /// Print the account without moving to it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the account a new session should start on: the current one if available, else the
+    /// next (the current account is not changed).
+    Pick,
+    /// Mark an account exhausted until a time (default: the event's reset time, else the
+    /// configured default cooldown).
+    Exhaust {
+        /// The account (default: the event's account).
+        name: Option<String>,
+        /// Until when: RFC 3339 (2026-11-24T20:13:00Z) or unix seconds.
+        #[arg(long, value_name = "TIME", conflicts_with = "for_")]
+        until: Option<String>,
+        /// For how long: 90m, 2h, 1h30m, 1d.
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+        /// Why (default: the event's text).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Read a limit event (hs-detect's JSON line) from stdin: `--event -`.
+        #[arg(long, value_name = "-")]
+        event: Option<String>,
+    },
+    /// Store usage telemetry: reads hs-detect's `rate_limits` JSON lines from stdin (`--event -`).
+    Record {
+        #[arg(long, value_name = "-", required = true)]
+        event: String,
+        /// The account (default: each event's account).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Clear the exhaustion of NAME, or of every account.
+    Reset { name: Option<String> },
+}
+
+fn main() {
+    cli::run_main("hs-rotate", || {
+        let args = Cli::parse();
+        let paths = Paths::from_env()?;
+        run(args.cmd, &paths, chrono::SubsecRound::trunc_subsecs(Utc::now(), 0))
+    })
+}
+
+fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
+    let (reg, config) = rotate::load_context(paths)?;
+    match cmd {
+        Cmd::Status { json } => status(paths, &reg, json, now),
+        Cmd::Current => {
+            let state = State::load(paths)?;
+            match state.current(&reg) {
+                Some(c) => cli::print_text(&format!("{c}\n"))?,
+                None => return Ok(no_accounts()),
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Use { name } => {
+            reg.find(&name)?;
+            let until = State::update(paths, |s| {
+                s.current = Some(name.clone());
+                Ok(s.exhausted_until(&name, now))
+            })?;
+            if let Some(u) = until {
+                eprintln!("hs-rotate: note: {name} is exhausted until {} (in {})", local_short(u, now), human(u - now));
+            }
+            cli::print_text(&format!("{name}\n"))?;
+            Ok(EXIT_OK)
+        }
+        Cmd::Next { dry_run } => {
+            let choice = State::update(paths, |s| {
+                let choice = rotate::next(&reg, s, config.policy(), now);
+                if let (Choice::Account(a), false) = (&choice, dry_run) {
+                    s.current = Some(a.clone());
+                    s.expire(now);
+                }
+                Ok(choice)
+            })?;
+            answer(&reg, choice, "no other account available", now)
+        }
+        Cmd::Pick => {
+            let state = State::load(paths)?;
+            answer(&reg, rotate::pick(&reg, &state, config.policy(), now), "no account available", now)
+        }
+        Cmd::Exhaust { name, until, for_, reason, event } => exhaust(paths, &reg, &config, name, until, for_, reason, event, now),
+        Cmd::Record { event, account } => record(paths, &reg, &event, account),
+        Cmd::Reset { name } => {
+            if let Some(n) = &name {
+                reg.find(n)?;
+            }
+            State::update(paths, |s| {
+                match &name {
+                    Some(n) => s.reset(n),
+                    None => {
+                        let all: Vec<String> = s.accounts.keys().cloned().collect();
+                        all.iter().for_each(|n| s.reset(n));
+                    }
+                }
+                Ok(())
+            })?;
+            cli::print_text(&match name {
+                Some(n) => format!("{n} is available\n"),
+                None => "every account is available\n".to_string(),
+            })?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn no_accounts() -> i32 {
+    eprintln!("hs-rotate: no accounts registered: add one with 'hs-vault add NAME'");
+    EXIT_NONE
+}
+
+/// Prints a chosen account, or explains on stderr why there is none (exit 1).
+fn answer(reg: &Registry, choice: Choice, none: &str, now: DateTime<Utc>) -> Result<i32> {
+    match choice {
+        Choice::Account(a) => {
+            cli::print_text(&format!("{a}\n"))?;
+            Ok(EXIT_OK)
+        }
+        Choice::NoneUntil(_) if reg.accounts.is_empty() => Ok(no_accounts()),
+        Choice::NoneUntil(Some((name, until))) => {
+            eprintln!(
+                "hs-rotate: {none}; the first back is {name} at {} ({}, in {})",
+                rfc3339(until),
+                local_short(until, now),
+                human(until - now)
+            );
+            Ok(EXIT_NONE)
+        }
+        Choice::NoneUntil(None) => {
+            eprintln!("hs-rotate: {none}");
+            Ok(EXIT_NONE)
+        }
+    }
+}
+
+fn status(paths: &Paths, reg: &Registry, json: bool, now: DateTime<Utc>) -> Result<i32> {
+    let state = State::load(paths)?;
+    let entries = rotate::status(reg, &state, now);
+    if json {
+        for e in &entries {
+            cli::print_json(e)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    if entries.is_empty() {
+        return Ok(no_accounts());
+    }
+    let pct = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{p:.0}%"));
+    let mut rows = vec![["", "NAME", "STATE", "UNTIL", "USED 5H", "USED WEEK", "REASON"].map(String::from).to_vec()];
+    for e in &entries {
+        let u = e.usage.as_ref();
+        rows.push(vec![
+            if e.current { "*".into() } else { "".into() },
+            e.name.clone(),
+            e.state.to_string(),
+            e.until.map_or("-".into(), |t| format!("{} (in {})", local_short(t, now), human(t - now))),
+            pct(u.and_then(|u| u.primary_used_percent)),
+            pct(u.and_then(|u| u.secondary_used_percent)),
+            e.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    cli::print_text(&cli::table(&rows))?;
+    Ok(EXIT_OK)
+}
+
+/// Reads JSON lines from stdin: events of the wanted kind, skipping other lines and types.
+fn read_events<T>(pick: impl Fn(Event) -> Option<T>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("cannot read stdin")?;
+        match events::parse_line(&line) {
+            Ok(Some(ev)) => out.extend(pick(ev)),
+            Ok(None) => {}
+            Err(e) => bail!("stdin:{}:{}: invalid event JSON: {e}", i + 1, e.column()),
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exhaust(
+    paths: &Paths,
+    reg: &Registry,
+    config: &Config,
+    name: Option<String>,
+    until: Option<String>,
+    for_: Option<String>,
+    reason: Option<String>,
+    event: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<i32> {
+    let ev: Option<LimitEvent> = match event.as_deref() {
+        None => None,
+        Some("-") => {
+            let evs = read_events(|e| if let Event::Limit(l) = e { Some(l) } else { None })?;
+            match evs.into_iter().last() {
+                Some(e) => Some(e),
+                None => {
+                    eprintln!("hs-rotate: no limit event on stdin; nothing changed");
+                    return Ok(EXIT_NONE);
+                }
+            }
+        }
+        Some(other) => bail!("--event takes '-' (stdin), not {other:?}"),
+    };
+    let name = match name.or_else(|| ev.as_ref().and_then(|e| e.account.clone())) {
+        Some(n) => n,
+        None if ev.is_some() => bail!("the limit event names no account: give the account as NAME"),
+        None => bail!("which account? give NAME or --event -"),
+    };
+    reg.find(&name)?;
+    let until = match (until, for_) {
+        (Some(t), _) => duration::parse_time(&t)?,
+        (None, Some(d)) => now + duration::parse(&d)?,
+        (None, None) => match ev.as_ref().and_then(|e| e.resets_at) {
+            Some(t) => t,
+            None => now + config.cooldown()?,
+        },
+    };
+    let reason = reason.or_else(|| ev.as_ref().map(|e| e.text.clone()));
+    let kind = ev.as_ref().map(|e| e.kind);
+    State::update(paths, |s| {
+        s.exhaust(&name, until, kind, reason, now);
+        Ok(())
+    })?;
+    if until > now {
+        cli::print_text(&format!("{name} exhausted until {} ({}, in {})\n", rfc3339(until), local_short(until, now), human(until - now)))?;
+    } else {
+        cli::print_text(&format!("{name}: the given time {} has passed; it stays available\n", rfc3339(until)))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn record(paths: &Paths, reg: &Registry, event: &str, account: Option<String>) -> Result<i32> {
+    if event != "-" {
+        bail!("--event takes '-' (stdin), not {event:?}");
+    }
+    if let Some(a) = &account {
+        reg.find(a)?;
+    }
+    let evs: Vec<RateLimitsEvent> = read_events(|e| if let Event::RateLimits(r) = e { Some(r) } else { None })?;
+    if evs.is_empty() {
+        eprintln!("hs-rotate: no rate_limits event on stdin; nothing changed");
+        return Ok(EXIT_NONE);
+    }
+    let mut named = Vec::new();
+    for ev in &evs {
+        let name = match account.clone().or_else(|| ev.account.clone()) {
+            Some(n) => n,
+            None => bail!("a rate_limits event names no account: pass --account NAME"),
+        };
+        reg.find(&name)?;
+        named.push((name, ev));
+    }
+    State::update(paths, |s| {
+        for (name, ev) in &named {
+            s.record(name, ev);
+        }
+        Ok(())
+    })?;
+    let (name, ev) = named.last().expect("not empty");
+    let pct = |w: &Option<shared::events::RateWindow>| {
+        w.as_ref().and_then(|w| w.used_percent).map_or("-".into(), |p| format!("{p}%"))
+    };
+    cli::print_text(&format!("recorded usage for {name}: 5h window {}, weekly {}\n", pct(&ev.primary), pct(&ev.secondary)))?;
+    Ok(EXIT_OK)
+}
+
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

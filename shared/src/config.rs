@@ -72,11 +72,6 @@ impl Config {
             .unwrap_or(Config { version: VERSION, ..Default::default() }))
     }
 
-    pub fn save(&self, paths: &Paths) -> Result<()> {
-        let _lock = crate::fsutil::lock_exclusive(&crate::fsutil::lock_path_for(&paths.config()))?;
-        crate::jsonfile::write(&paths.config(), self)
-    }
-
     pub fn cooldown(&self) -> Result<chrono::Duration> {
         crate::duration::parse(self.default_cooldown.as_deref().unwrap_or(DEFAULT_COOLDOWN))
             .map_err(|e| anyhow::anyhow!("config default_cooldown: {e}"))

@@ -7,7 +7,7 @@ use std::path::Path;
 /// Reads `path` as JSON of type `T` whose top-level `"version"` must equal `version`.
 /// A missing file gives `Ok(None)`.
 pub fn read_versioned<T: DeserializeOwned>(path: &Path, version: u64) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -16,8 +16,9 @@ pub fn read_versioned<T: DeserializeOwned>(path: &Path, version: u64) -> Result<
 }
 
 /// Parses `text` (the contents of `path`) as in [`read_versioned`].
-pub fn parse_versioned<T: DeserializeOwned>(path: &Path, text: &str, version: u64) -> Result<T> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+pub fn parse_versioned<T: DeserializeOwned>(path: &Path, text: impl AsRef<[u8]>, version: u64) -> Result<T> {
+    let text = text.as_ref();
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| json_error(path, &e))?;
     match value.get("version") {
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(version) => {}
         Some(other) => bail!(
@@ -29,7 +30,7 @@ pub fn parse_versioned<T: DeserializeOwned>(path: &Path, text: &str, version: u6
         None => bail!("{}: expected a JSON object", path.display()),
     }
     // Deserialize from the text again so errors keep their line and column.
-    serde_json::from_str(text).map_err(|e| json_error(path, &e))
+    serde_json::from_slice(text).map_err(|e| json_error(path, &e))
 }
 
 /// `path:line:column: message` for a serde_json error.
@@ -39,7 +40,10 @@ pub fn json_error(path: &Path, e: &serde_json::Error) -> anyhow::Error {
         serde_json::error::Category::Syntax => "invalid JSON",
         _ => "unexpected content",
     };
-    anyhow!("{}:{}:{}: {what}: {e}", path.display(), e.line(), e.column())
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+    anyhow!("{}:{}:{}: {what}: {msg}", path.display(), e.line(), e.column())
 }
 
 /// Serializes `value` as pretty JSON with a trailing newline and writes it atomically.

@@ -3,6 +3,8 @@
 //! Binaries parse arguments, build a [`paths::Paths`] from the environment and call in here.
 //! This crate never reads environment variables and never prints to stdout on its own.
 
+#[cfg(test)]
+mod bad_input_tests;
 pub mod auth;
 pub mod cli;
 pub mod codex;

@@ -1,1 +1,181 @@
-//! (being written)
+//! shell/codex-hotswap (the front command) and shell/codex (the shim), in a sealed HOME.
+
+use crate::support::env::{repo_root, TestEnv};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn front() -> String {
+    repo_root().join("shell/codex-hotswap").display().to_string()
+}
+
+fn hotswap(t: &TestEnv, args: &[&str]) -> crate::support::env::Run {
+    t.run(&front(), args)
+}
+
+/// A stand-in for the real codex in its own folder, put on PATH after our tools.
+fn real_codex(t: &mut TestEnv) -> PathBuf {
+    let dir = t.root().join("npm/bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("codex");
+    std::fs::write(
+        &p,
+        "#!/bin/sh\ncase \"$1\" in --version) echo 'codex-cli 0.169.0';; --help) echo '      --no-daemon  run without the app-server daemon';; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", t.vars["PATH"].to_str().unwrap(), dir.display());
+    t.set("PATH", path);
+    p
+}
+
+fn write_login(dir: &Path, email: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let f = dir.join("auth.json");
+    std::fs::write(&f, crate::vault::chatgpt_auth(email, "plus", "acct-x", 1_900_000_000)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn setup_adopts_the_existing_login_and_registers_accounts() {
+    let mut t = TestEnv::new();
+    let real = real_codex(&mut t);
+    write_login(&t.home.join(".codex"), "me@example.com");
+    let r = hotswap(&t, &["setup", "--accounts", "main,work"]).ok();
+    assert!(r.stdout.contains(&format!("real codex: {}", real.display())), "{}", r.stdout);
+    let link = t.home.join(".codex/auth.json");
+    assert_eq!(std::fs::read_link(&link).unwrap(), t.home.join(".codex-main/auth.json"));
+    let list = t.run("hs-vault", &["list", "--json"]).ok().json_lines();
+    let names: Vec<&str> = list.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["main", "work"]);
+    assert_eq!(list[0]["email"], "me@example.com");
+    assert_eq!(t.run("hs-config", &["get", "real_codex"]).ok().stdout.trim(), real.to_str().unwrap());
+    assert_eq!(t.run("hs-config", &["get", "shared_home"]).ok().stdout.trim(), t.home.join(".codex").to_str().unwrap());
+    // again: nothing breaks, nothing is imported twice
+    hotswap(&t, &["setup", "--count", "3", "--prefix", "acc"]).ok();
+    assert_eq!(t.run("hs-vault", &["list", "--json"]).ok().json_lines().len(), 5);
+    hotswap(&t, &["setup", "--count", "abc"]).code(2);
+}
+
+#[test]
+fn everyday_verbs_pass_through() {
+    let t = TestEnv::new();
+    for n in ["a", "b"] {
+        t.run("hs-vault", &["add", n]).ok();
+    }
+    assert_eq!(hotswap(&t, &["current"]).ok().stdout, "a\n");
+    assert_eq!(hotswap(&t, &["next"]).ok().stdout, "b\n");
+    hotswap(&t, &["use", "a"]).ok();
+    let r = hotswap(&t, &["use", "zz"]).code(2);
+    assert!(r.stderr.contains("unknown account 'zz'"), "{}", r.stderr);
+    t.run("hs-rotate", &["exhaust", "a", "--for", "1h"]).ok();
+    assert!(hotswap(&t, &["status"]).ok().stdout.contains("exhausted"));
+    hotswap(&t, &["reset"]).ok();
+    assert!(!hotswap(&t, &["status"]).ok().stdout.contains("exhausted"));
+    let r = hotswap(&t, &["frobnicate"]).code(2);
+    assert!(r.stderr.starts_with("codex-hotswap: unknown verb frobnicate"), "{}", r.stderr);
+    assert!(hotswap(&t, &["help"]).ok().stdout.contains("doctor"));
+}
+
+#[test]
+fn shim_install_refuses_foreign_codex_and_disable_links_the_login() {
+    let mut t = TestEnv::new();
+    real_codex(&mut t);
+    let dir = t.root().join("shimbin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+
+    // a codex that is not ours is never overwritten
+    std::fs::write(dir.join("codex"), "#!/bin/sh\necho mine\n").unwrap();
+    let r = hotswap(&t, &["enable", "--dir", dir_s]).code(2);
+    assert!(r.stderr.contains("is not the codex-hotswap shim; refusing"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("codex")).unwrap(), "#!/bin/sh\necho mine\n");
+    hotswap(&t, &["disable", "--dir", dir_s]).code(2);
+    assert!(dir.join("codex").exists());
+    std::fs::remove_file(dir.join("codex")).unwrap();
+
+    let r = hotswap(&t, &["enable", "--dir", dir_s]).ok();
+    assert!(r.stdout.contains("installed the shim"), "{}", r.stdout);
+    let shim = std::fs::read_to_string(dir.join("codex")).unwrap();
+    assert!(shim.contains("codex-hotswap-shim"));
+    assert!(shim.contains(&format!("HS_RUN=\"{}\"", crate::support::env::bin("hs-run").display())), "{shim}");
+    assert_eq!(std::fs::metadata(dir.join("codex")).unwrap().permissions().mode() & 0o777, 0o755);
+    hotswap(&t, &["install-shim", "--dir", dir_s]).ok(); // replacing our own shim is fine
+
+    // disable: shim gone, ~/.codex/auth.json links to the current account's vault file
+    t.run("hs-vault", &["add", "a"]).ok();
+    t.run("hs-vault", &["add", "b"]).ok();
+    write_login(&t.home.join(".codex-b"), "b@example.com");
+    t.run("hs-rotate", &["use", "b"]).ok();
+    let r = hotswap(&t, &["disable", "--dir", dir_s]).ok();
+    assert!(!dir.join("codex").exists());
+    assert!(r.stdout.contains("plain codex now uses b"), "{}", r.stdout);
+    let link = t.home.join(".codex/auth.json");
+    assert_eq!(std::fs::read_link(&link).unwrap(), t.home.join(".codex-b/auth.json"));
+
+    // a login of its own in ~/.codex is never replaced
+    std::fs::remove_file(&link).unwrap();
+    write_login(&t.home.join(".codex"), "own@example.com");
+    let r = hotswap(&t, &["disable", "--dir", dir_s]).code(2);
+    assert!(r.stderr.contains("is a login of its own"), "{}", r.stderr);
+    assert!(std::fs::read_to_string(&link).unwrap().contains("tok-refresh-acct-x"));
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+}
+
+#[test]
+fn log_shows_recent_switches() {
+    let t = TestEnv::new();
+    assert!(hotswap(&t, &["log"]).ok().stdout.starts_with("no switches yet"));
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    let line = r#"{"type":"swap","at":"2026-11-24T19:00:00Z","session_id":"0199-abc","from":"acc1","to":"acc2","kind":"usage_limit","resets_at":"2026-11-24T20:13:00Z","cwd":"/w"}"#;
+    std::fs::write(t.state_dir().join("events.jsonl"), format!("{line}\n{{\"type\":\"future\"}}\n")).unwrap();
+    let out = hotswap(&t, &["log"]).ok().stdout;
+    assert_eq!(out, "2026-11-24T19:00:00Z  acc1 -> acc2  usage_limit  back 2026-11-24T20:13:00Z  session 0199-abc\n");
+    assert_eq!(hotswap(&t, &["log", "--json", "-n", "2"]).ok().stdout.lines().next().unwrap(), line);
+}
+
+#[test]
+fn doctor_reports_problems_then_ok() {
+    let mut t = TestEnv::new();
+    let r = hotswap(&t, &["doctor"]).code(1);
+    assert!(r.stdout.contains("problem  the real codex is not installed"), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with("doctor status: issues found"), "{}", r.stdout);
+
+    real_codex(&mut t);
+    t.run("hs-vault", &["add", "a"]).ok();
+    let vault = t.home.join(".codex-a");
+    std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = hotswap(&t, &["doctor"]).code(1);
+    assert!(r.stdout.contains("problem  a: not logged in") && r.stdout.contains("fix: hs-vault login a"), "{}", r.stdout);
+    assert!(r.stdout.contains("has mode 755, not 700"), "{}", r.stdout);
+
+    write_login(&vault, "a@example.com");
+    std::fs::set_permissions(vault.join("auth.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = hotswap(&t, &["doctor", "--fix"]).ok();
+    assert!(r.stdout.contains("ok       codex supports --no-daemon"), "{}", r.stdout);
+    assert!(r.stdout.contains("ok       a: logged in (a@example.com)"), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with("doctor status: ok"), "{}", r.stdout);
+    assert_eq!(std::fs::metadata(&vault).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(vault.join("auth.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains("tok-"), "a token was printed");
+    }
+}
+
+#[test]
+fn config_tool_validates_before_writing() {
+    let t = TestEnv::new();
+    t.run("hs-config", &["get", "policy"]).code(1);
+    t.run("hs-config", &["set", "policy", "soonest-reset"]).ok();
+    assert_eq!(t.run("hs-config", &["get", "policy"]).ok().stdout, "soonest-reset\n");
+    let before = std::fs::read(t.config_dir().join("config.json")).unwrap();
+    let r = t.run("hs-config", &["set", "default_cooldown", "soon"]).code(2);
+    assert!(r.stderr.contains("invalid duration"), "{}", r.stderr);
+    let r = t.run("hs-config", &["set", "colour", "red"]).code(2);
+    assert!(r.stderr.contains("unknown setting 'colour'"), "{}", r.stderr);
+    t.run("hs-config", &["set", "max_swaps", "many"]).code(2);
+    assert_eq!(std::fs::read(t.config_dir().join("config.json")).unwrap(), before);
+    t.run("hs-config", &["set", "max_swaps", "3"]).ok();
+    assert_eq!(t.run("hs-config", &["show", "--json"]).ok().json(), serde_json::json!({"max_swaps":3,"policy":"soonest-reset"}));
+    t.run("hs-config", &["unset", "policy"]).ok();
+    t.run("hs-config", &["get", "policy"]).code(1);
+}

@@ -1,1 +1,242 @@
-//! (being written)
+//! hs-vault in a sealed HOME.
+
+use crate::support::env::TestEnv;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+pub fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A ChatGPT auth.json with unsigned JWTs; the tokens are `tok-…` strings a leak scan can find.
+pub fn chatgpt_auth(email: &str, plan: &str, account_id: &str, exp: i64) -> String {
+    let id = format!(
+        r#"{{"email":"{email}","exp":{exp},"https://api.openai.com/auth":{{"chatgpt_plan_type":"{plan}","chatgpt_account_id":"{account_id}","chatgpt_user_id":"user-1"}}}}"#
+    );
+    let jwt = |claims: &str| format!("{}.{}.tok-sig", b64url(br#"{"alg":"none"}"#), b64url(claims.as_bytes()));
+    serde_json::json!({
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": null,
+        "tokens": {
+            "id_token": jwt(&id),
+            "access_token": jwt(&format!(r#"{{"exp":{exp},"tok":"tok-access-{account_id}"}}"#)),
+            "refresh_token": format!("tok-refresh-{account_id}"),
+            "account_id": account_id,
+        },
+        "last_refresh": "2026-11-24T17:56:41.079513645Z",
+    })
+    .to_string()
+}
+
+fn write_private(p: &Path, text: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn add_list_show_path_remove() {
+    let t = TestEnv::new();
+    let r = t.run("hs-vault", &["add", "acc1"]).ok();
+    assert!(r.stdout.contains(".codex-acc1"), "{}", r.stdout);
+    t.run("hs-vault", &["add", "acc2", "--vault", "vaults/two", "--note", "work"]).ok();
+    let v1 = t.home.join(".codex-acc1");
+    assert_eq!(mode(&v1), 0o700);
+    assert_eq!(mode(&t.home.join("vaults/two")), 0o700);
+    assert_eq!(mode(&t.config_dir().join("accounts.json")), 0o600);
+
+    let list = t.run("hs-vault", &["list", "--json"]).ok().json_lines();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["name"], "acc1");
+    assert_eq!(list[0]["vault"], v1.to_str().unwrap());
+    assert_eq!(list[0]["auth"], "none");
+    assert_eq!(list[0]["logged_in"], false);
+    for k in ["email", "plan", "account_id", "token_expires_at"] {
+        assert!(list[0][k].is_null(), "{k}");
+    }
+    assert_eq!(list[1]["note"], "work");
+    assert_eq!(list[1]["vault"], t.home.join("vaults/two").to_str().unwrap());
+
+    let human = t.run("hs-vault", &["list"]).ok().stdout;
+    assert!(human.starts_with("NAME "), "{human}");
+    assert_eq!(human.lines().count(), 3);
+
+    let show = t.run("hs-vault", &["show", "acc2", "--json"]).ok().json();
+    assert_eq!(show["name"], "acc2");
+    assert_eq!(t.run("hs-vault", &["path", "acc1"]).ok().stdout.trim(), v1.to_str().unwrap());
+
+    // duplicates and unknown names are refused, registry untouched
+    let before = std::fs::read(t.config_dir().join("accounts.json")).unwrap();
+    let r = t.run("hs-vault", &["add", "acc1"]).code(2);
+    assert!(r.stderr.starts_with("hs-vault: account 'acc1' already exists"), "{}", r.stderr);
+    let r = t.run("hs-vault", &["show", "nope"]).code(2);
+    assert_eq!(r.stderr.trim(), "hs-vault: unknown account 'nope' (known: acc1, acc2)");
+    let r = t.run("hs-vault", &["add", "a/b"]).code(2);
+    assert!(r.stderr.contains("invalid account name"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1);
+    assert_eq!(std::fs::read(t.config_dir().join("accounts.json")).unwrap(), before);
+
+    t.run("hs-vault", &["remove", "acc1"]).ok();
+    assert!(v1.is_dir(), "vault kept without --purge");
+    t.run("hs-vault", &["remove", "acc2", "--purge"]).ok();
+    assert!(!t.home.join("vaults/two").exists());
+    assert!(t.run("hs-vault", &["list", "--json"]).ok().stdout.is_empty());
+}
+
+#[test]
+fn import_moves_the_login_and_links_back() {
+    let t = TestEnv::new();
+    let shared = t.home.join(".codex");
+    let text = chatgpt_auth("me@example.com", "plus", "acct-1", 1_900_000_000);
+    write_private(&shared.join("auth.json"), &text);
+    let r = t.run("hs-vault", &["import", "main"]).ok();
+    assert!(r.stdout.contains("me@example.com"), "{}", r.stdout);
+    let vault_file = t.home.join(".codex-main/auth.json");
+    assert_eq!(std::fs::read_to_string(&vault_file).unwrap(), text);
+    assert_eq!(mode(&vault_file), 0o600);
+    assert_eq!(mode(&t.home.join(".codex-main")), 0o700);
+    let link = shared.join("auth.json");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), vault_file);
+
+    let list = t.run("hs-vault", &["list", "--json"]).ok();
+    let v = &list.json_lines()[0];
+    assert_eq!(v["auth"], "chatgpt");
+    assert_eq!(v["email"], "me@example.com");
+    assert_eq!(v["plan"], "plus");
+    assert_eq!(v["account_id"], "acct-1");
+    assert_eq!(v["token_expires_at"], "2030-03-17T17:46:40Z");
+    assert_eq!(v["logged_in"], true);
+    let human = t.run("hs-vault", &["show", "main"]).ok();
+    for out in [&list.stdout, &human.stdout, &list.stderr, &human.stderr] {
+        assert!(!out.contains("tok-"), "a token was printed: {out}");
+    }
+
+    // a second import from the same place is refused: it is a link now
+    let r = t.run("hs-vault", &["import", "other"]).code(2);
+    assert!(r.stderr.contains("is already a link to"), "{}", r.stderr);
+}
+
+#[test]
+fn import_refuses_corrupt_login_and_leaves_it() {
+    let t = TestEnv::new();
+    let src = t.home.join("old/auth.json");
+    write_private(&src, "{\"tokens\": {\n  \"id_token\": ");
+    let from = t.home.join("old");
+    let r = t.run("hs-vault", &["import", "x", "--from", from.to_str().unwrap()]).code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{}:2:14: truncated JSON", src.display())), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&src).unwrap(), "{\"tokens\": {\n  \"id_token\": ");
+    assert!(!t.home.join(".codex-x/auth.json").exists());
+    // nothing to import
+    let r = t.run("hs-vault", &["import", "y"]).code(2);
+    assert!(r.stderr.contains("no login to import"), "{}", r.stderr);
+    // vault already holding a login
+    t.run("hs-vault", &["add", "z"]).ok();
+    write_private(&t.home.join(".codex-z/auth.json"), &chatgpt_auth("z@x", "pro", "acct-z", 1));
+    write_private(&src, &chatgpt_auth("a@x", "pro", "acct-a", 1));
+    let r = t.run("hs-vault", &["import", "z", "--from", from.to_str().unwrap()]).code(2);
+    assert!(r.stderr.contains("already has"), "{}", r.stderr);
+    assert!(std::fs::symlink_metadata(&src).unwrap().is_file());
+}
+
+#[test]
+fn corrupt_or_unknown_registry_is_refused_and_kept() {
+    let t = TestEnv::new();
+    let reg = t.config_dir().join("accounts.json");
+    for (text, want) in [
+        ("{\"version\":1,\"accounts\":[{\"name\":\"a\",", ":1:37: truncated JSON"),
+        ("{\"version\":9,\"accounts\":[]}", ": unsupported version 9"),
+        ("{\"version\":1,\"accounts\":[{\"name\":\"a b\",\"vault\":\"/v\"}]}", "invalid account name"),
+    ] {
+        write_private(&reg, text);
+        for args in [&["list"][..], &["add", "new"], &["show", "a"]] {
+            let r = t.run("hs-vault", args).code(2);
+            assert!(r.stderr.starts_with(&format!("hs-vault: {}", reg.display())), "{args:?}: {}", r.stderr);
+            assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+            assert_eq!(r.stderr.lines().count(), 1);
+            assert_eq!(std::fs::read_to_string(&reg).unwrap(), text);
+        }
+    }
+}
+
+#[test]
+fn list_flags_a_corrupt_vault_login() {
+    let t = TestEnv::new();
+    t.run("hs-vault", &["add", "good"]).ok();
+    t.run("hs-vault", &["add", "bad"]).ok();
+    write_private(&t.home.join(".codex-bad/auth.json"), "not json");
+    let r = t.run("hs-vault", &["list", "--json"]).code(2);
+    let lines = r.json_lines();
+    assert_eq!(lines[0]["auth"], "none");
+    assert_eq!(lines[1]["auth"], "invalid");
+    assert!(r.stderr.contains(".codex-bad/auth.json:1:2: invalid JSON"), "{}", r.stderr);
+}
+
+/// A stand-in for `codex login` that records its arguments and writes a login.
+fn fake_login_codex(t: &TestEnv) -> std::path::PathBuf {
+    let dir = t.root().join("fixture-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("codex");
+    let auth = chatgpt_auth("new@example.com", "pro", "acct-new", 1_900_000_000).replace('\'', "");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> \"{log}\"\numask 022\nprintf '%s' '{auth}' > \"$CODEX_HOME/auth.json\"\n",
+            log = t.root().join("codex-args.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn login_runs_real_codex_in_the_vault() {
+    let mut t = TestEnv::new();
+    let codex = fake_login_codex(&t);
+    // not installed at all: a clear error
+    let r = t.run("hs-vault", &["login", "acc1"]).code(2);
+    assert!(r.stderr.starts_with("hs-vault: codex not found"), "{}", r.stderr);
+    assert!(!t.config_dir().join("accounts.json").exists(), "nothing registered on failure");
+
+    let path = format!("{}:{}", codex.parent().unwrap().display(), t.vars["PATH"].to_str().unwrap());
+    t.set("PATH", path);
+    let r = t.run("hs-vault", &["login", "acc1", "--device-auth"]).ok();
+    assert!(r.stdout.contains("acc1 logged in (new@example.com)"), "{}", r.stdout);
+    let log = t.root().join("codex-args.log");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "login --device-auth\n");
+    let f = t.home.join(".codex-acc1/auth.json");
+    assert_eq!(mode(&f), 0o600, "tightened from the 0644 the fake wrote");
+
+    // already logged in: nothing runs
+    let r = t.run("hs-vault", &["login", "acc1"]).ok();
+    assert!(r.stdout.contains("already logged in"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    t.run("hs-vault", &["login", "acc1", "--relogin"]).ok();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "login --device-auth\nlogin\n");
+}
+
+#[test]
+fn leak_scan_finds_a_planted_token() {
+    let t = TestEnv::new();
+    let f = t.home.join(".local/state/codex-hotswap/events.jsonl");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, "{\"oops\":\"tok-refresh-1\"}\n").unwrap();
+    assert_eq!(crate::support::env::files_with_tokens(t.root()), vec![f.clone()]);
+    std::fs::write(t.home.join("auth.json"), "tok-allowed").unwrap();
+    std::fs::remove_file(&f).unwrap();
+    assert!(crate::support::env::files_with_tokens(t.root()).is_empty());
+}

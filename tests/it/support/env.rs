@@ -14,6 +14,7 @@ pub fn bin(name: &str) -> PathBuf {
         "hs-detect" => env!("CARGO_BIN_EXE_hs-detect"),
         "hs-overlay" => env!("CARGO_BIN_EXE_hs-overlay"),
         "hs-run" => env!("CARGO_BIN_EXE_hs-run"),
+        "hs-config" => env!("CARGO_BIN_EXE_hs-config"),
         "fake-codex" => env!("CARGO_BIN_EXE_fake-codex"),
         "mock-backend" => env!("CARGO_BIN_EXE_mock-backend"),
         other => panic!("no such executable: {other}"),
@@ -104,6 +105,51 @@ impl TestEnv {
     }
 }
 
+/// Every token the tests mint contains this, so a leak scan can find one anywhere.
+pub const TOKEN_MARK: &str = "tok-";
+
+/// Files allowed to hold tokens: the accounts' auth files (and codex's temp files beside them
+/// while it rewrites them), the mock backend's own request log under a `mock` folder, and test
+/// fixtures under a folder whose name starts with `fixture`.
+fn may_hold_tokens(p: &Path) -> bool {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name == "auth.json" || name.starts_with(".auth.json") || p.components().any(|c| c.as_os_str() == "mock" || c.as_os_str().to_string_lossy().starts_with("fixture"))
+}
+
+/// Paths of files under `dir` (links not followed) that contain a token.
+pub fn files_with_tokens(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && !may_hold_tokens(&p) {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    if bytes.windows(TOKEN_MARK.len()).any(|w| w == TOKEN_MARK.as_bytes()) {
+                        found.push(p);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+impl Drop for TestEnv {
+    /// The security pass: nothing our tools wrote may hold a token.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let leaks = files_with_tokens(self.dir.path());
+        assert!(leaks.is_empty(), "token found in files written during the test: {leaks:?}");
+    }
+}
+
 /// What a finished command did.
 #[derive(Debug)]
 pub struct Run {
@@ -113,12 +159,20 @@ pub struct Run {
 }
 
 impl From<Output> for Run {
+    /// Also the security pass for captured output: no token may ever be printed.
     fn from(o: Output) -> Run {
-        Run {
+        let run = Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        };
+        assert!(
+            !run.stdout.contains(TOKEN_MARK) && !run.stderr.contains(TOKEN_MARK),
+            "a token was printed\nstdout: {}\nstderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        run
     }
 }
 
