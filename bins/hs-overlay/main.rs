@@ -17,7 +17,17 @@ use std::path::PathBuf;
 ///
 /// Exit codes: 0 ok, 1 problems found (doctor), 2 error.
 #[derive(Parser, Debug)]
-#[command(name = "hs-overlay", version)]
+#[command(
+    name = "hs-overlay",
+    version,
+    after_help = "Examples:\n  \
+    ov=$(hs-overlay create --account acc1 | jq -r .path)\n  \
+    CODEX_HOME=$ov codex --no-daemon\n  \
+    hs-overlay swap \"$ov\" --account acc2\n  \
+    hs-overlay destroy \"$ov\"\n  \
+    hs-overlay list\n  \
+    hs-overlay gc --json | jq 'select(.type==\"overlay_destroyed\") | .leftovers'"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -110,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Create { account, owner_pid, codex_version } => {
             let codex_version =
                 codex_version.or_else(|| overlay::detect_codex_version(&codex_candidates(&paths).unwrap_or_default()));
-            let owner_pid = owner_pid.unwrap_or_else(|| std::os::unix::process::parent_id());
+            let owner_pid = owner_pid.unwrap_or_else(std::os::unix::process::parent_id);
             let ev = overlay::create(&setup, &CreateOptions { account, owner_pid, codex_version })?;
             cli::print_json(&shared::events::Event::Overlay(ev))?;
         }

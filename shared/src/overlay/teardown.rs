@@ -169,7 +169,7 @@ fn grouped_entries(dir: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
     let mut out = Vec::new();
     for name in &names {
         let s = name.to_string_lossy();
-        if layout::sidecar_base(&s).is_some_and(|b| has(b)) {
+        if layout::sidecar_base(&s).is_some_and(&has) {
             continue;
         }
         let extra = layout::SQLITE_SIDECARS
