@@ -120,6 +120,15 @@ pub struct OverlayEvent {
     pub shared: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<PathBuf>,
+    /// The process whose life the overlay follows (hs-overlay create/swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_pid: Option<u32>,
+    /// The codex version the overlay was made for, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex_version: Option<String>,
+    /// The account the overlay had before a swap (hs-overlay swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_account: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -1,10 +1,190 @@
-//! Processes, from `/proc` (Linux). On other systems these find nothing and callers fall back
-//! to other means (e.g. the newest rollout file).
+//! Processes: who is alive, who uses what.
 
+// ---------------------------------------------------------------------------------------------
+// Process liveness (hs-overlay).
+//
+// A pid alone does not say whether a process is still the one we saw: pids are reused. A
+// [`ProcessStamp`] adds the start time from `/proc/<pid>/stat` (field 22, clock ticks since boot)
+// and the kernel's boot id, so a reused pid, or the same pid after a reboot, reads as "gone".
+// ---------------------------------------------------------------------------------------------
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-// ---- process tree and open files (hs-run) ----
+/// A process as it was when we looked at it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessStamp {
+    pub pid: u32,
+    /// `/proc/<pid>/stat` field 22 (start time in clock ticks since boot); `None` without /proc.
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
+    /// `/proc/sys/kernel/random/boot_id` when the stamp was taken; `None` without /proc.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+}
+
+/// What `/proc/<pid>/stat` says about a process: its state letter and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatInfo {
+    pub state: char,
+    pub start_ticks: u64,
+}
+
+/// Parses the text of `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may
+/// itself contain spaces and `)`, so fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<StatInfo> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+    let state = fields.first()?.chars().next()?;
+    let start_ticks = fields.get(19)?.parse().ok()?;
+    Some(StatInfo { state, start_ticks })
+}
+
+/// `/proc/<pid>/stat` of a running process; `None` when there is no such process (or no /proc).
+pub fn stat(pid: u32) -> Option<StatInfo> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parse_stat)
+}
+
+/// The kernel's boot id (changes at every boot); `None` without /proc.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+}
+
+fn has_proc() -> bool {
+    Path::new("/proc/self/stat").exists()
+}
+
+/// Signal 0: does a process with this pid exist (ours or not)?
+fn pid_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if raw <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+/// Takes the stamp of a running process; an error when `pid` is not running.
+pub fn stamp(pid: u32) -> Result<ProcessStamp> {
+    if has_proc() {
+        match stat(pid) {
+            Some(s) if !matches!(s.state, 'Z' | 'X' | 'x') => {
+                Ok(ProcessStamp { pid, start_ticks: Some(s.start_ticks), boot_id: boot_id() })
+            }
+            _ => bail!("process {pid} is not running"),
+        }
+    } else if pid_exists(pid) {
+        Ok(ProcessStamp { pid, start_ticks: None, boot_id: None })
+    } else {
+        bail!("process {pid} is not running")
+    }
+}
+
+/// True while the process of `stamp` still runs: same pid, same start time, same boot, and not
+/// a zombie.
+pub fn is_alive(stamp: &ProcessStamp) -> bool {
+    if !has_proc() {
+        return pid_exists(stamp.pid);
+    }
+    let Some(now) = stat(stamp.pid) else { return false };
+    if matches!(now.state, 'Z' | 'X' | 'x') {
+        return false;
+    }
+    if stamp.start_ticks.is_some_and(|t| t != now.start_ticks) {
+        return false;
+    }
+    match (&stamp.boot_id, boot_id()) {
+        (Some(then), Some(now)) => *then == now,
+        _ => true,
+    }
+}
+
+/// Pids (other than `except`) whose environment has `key=value`, read from `/proc/<pid>/environ`
+/// (only our own user's processes are readable; others are skipped). Empty without /proc.
+pub fn pids_with_env(key: &str, value: &[u8], except: &[u32]) -> Vec<u32> {
+    let mut needle = key.as_bytes().to_vec();
+    needle.push(b'=');
+    needle.extend_from_slice(value);
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !except.contains(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_slice()))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let line = "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_stat(line), Some(StatInfo { state: 'S', start_ticks: 987654 }));
+        assert_eq!(parse_stat("12 (short) R 1 2"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = stamp(std::process::id()).unwrap();
+        assert!(is_alive(&me));
+        let reused = ProcessStamp { start_ticks: me.start_ticks.map(|t| t + 1), ..me.clone() };
+        assert!(!is_alive(&reused));
+        let other_boot = ProcessStamp { boot_id: Some("not-this-boot".into()), ..me };
+        assert!(!is_alive(&other_boot));
+    }
+
+    #[test]
+    fn finished_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let st = stamp(pid);
+        child.wait().unwrap();
+        if let Ok(st) = st {
+            assert!(!is_alive(&st));
+        }
+        assert!(stamp(pid).is_err());
+    }
+
+    #[test]
+    fn finds_env_of_a_child() {
+        use std::io::BufRead;
+        // The child prints a line once it runs with its own environment (after exec).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo ready; exec sleep 30"])
+            .env("HS_PROCS_TEST_MARK", "m-123")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let found = pids_with_env("HS_PROCS_TEST_MARK", b"m-123", &[]);
+        let excluded = pids_with_env("HS_PROCS_TEST_MARK", b"m-123", &[child.id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found, vec![child.id()]);
+        assert!(excluded.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process tree and open files (hs-run): the npm `codex` launcher may run the native binary as a
+// child, so the process holding the session's rollout open can be a descendant of the one
+// hs-run started. On systems without /proc these find nothing and hs-run falls back to the
+// newest rollout file.
+// ---------------------------------------------------------------------------------------------
 
 /// `pid` and all its descendants, parents before children. Just `[pid]` without `/proc`.
 pub fn process_tree(pid: u32) -> Vec<u32> {
@@ -69,7 +249,7 @@ pub fn find_open_file(pid: u32, writing: bool, want: impl Fn(&Path) -> bool) -> 
 }
 
 #[cfg(test)]
-mod tests {
+mod tree_tests {
     use super::*;
 
     #[test]

@@ -1,1 +1,486 @@
-//! (being written)
+//! hs-overlay in a sealed HOME (and, further down, with the real codex against the mock backend).
+
+use crate::support::env::TestEnv;
+use crate::vault::chatgpt_auth;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A sealed env with the accounts registered by hs-vault; `logged_in` ones get an auth.json.
+fn env_with(accounts: &[(&str, bool)]) -> TestEnv {
+    let t = TestEnv::new();
+    for (i, (name, logged_in)) in accounts.iter().enumerate() {
+        t.run("hs-vault", &["add", name]).ok();
+        if *logged_in {
+            let auth = t.home.join(format!(".codex-{name}/auth.json"));
+            fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{i}"), 4_000_000_000)).unwrap();
+            fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    t
+}
+
+fn shared(t: &TestEnv) -> PathBuf {
+    t.home.join(".codex")
+}
+
+fn runtime(t: &TestEnv) -> PathBuf {
+    t.state_dir().join("runtime")
+}
+
+fn vault_auth(t: &TestEnv, name: &str) -> PathBuf {
+    t.home.join(format!(".codex-{name}/auth.json"))
+}
+
+/// `hs-overlay create`, owned by `owner`; returns the one JSON line.
+fn create(t: &TestEnv, account: &str, owner: u32) -> Value {
+    let r = t.run("hs-overlay", &["create", "--account", account, "--owner-pid", &owner.to_string()]).ok();
+    let lines = r.json_lines();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    lines.into_iter().next().unwrap()
+}
+
+fn path_of(v: &Value) -> PathBuf {
+    PathBuf::from(v["path"].as_str().unwrap())
+}
+
+fn one_line_error(r: &crate::support::env::Run) -> &str {
+    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-overlay: "), "{}", r.stderr);
+    &r.stderr
+}
+
+/// A process that runs until killed, started in the sealed env.
+fn sleeper(t: &TestEnv, vars: &[(&str, &Path)]) -> Child {
+    use std::io::BufRead;
+    let mut c = t.cmd("/bin/sh");
+    c.args(["-c", "echo up; exec sleep 600"]).stdout(std::process::Stdio::piped());
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    // Once it printed, it runs with its final environment.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "up\n");
+    child
+}
+
+fn stop(mut c: Child) {
+    c.kill().unwrap();
+    c.wait().unwrap();
+}
+
+fn meta(overlay: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(overlay.join(".hs-overlay.json")).unwrap()).unwrap()
+}
+
+fn set_meta(overlay: &Path, f: impl FnOnce(&mut Value)) {
+    let mut m = meta(overlay);
+    f(&mut m);
+    fs::write(overlay.join(".hs-overlay.json"), m.to_string()).unwrap();
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn create_links_the_shared_store_and_the_vault() {
+    let t = env_with(&[("acc1", true)]);
+    let sh = shared(&t);
+    fs::create_dir_all(&sh).unwrap();
+    fs::write(sh.join("config.toml"), "model = \"gpt-5\"\n").unwrap();
+    fs::write(sh.join("AGENTS.md"), "be nice\n").unwrap();
+    fs::write(sh.join("auth.json"), "{\"the user's own\":1}").unwrap();
+    fs::write(sh.join("state_5.sqlite-wal"), "wal").unwrap();
+    fs::create_dir(sh.join("tmp")).unwrap();
+
+    let v = create(&t, "acc1", std::process::id());
+    assert_eq!(v["type"], "overlay");
+    assert_eq!(v["account"], "acc1");
+    assert_eq!(v["owner_pid"], std::process::id());
+    assert_eq!(PathBuf::from(v["shared"].as_str().unwrap()), sh.canonicalize().unwrap());
+    assert_eq!(PathBuf::from(v["vault"].as_str().unwrap()), t.home.join(".codex-acc1"));
+    let ov = path_of(&v);
+    assert_eq!(ov, runtime(&t).join(v["id"].as_str().unwrap()), "the path is spelled under the runtime root");
+    assert_eq!(mode(&runtime(&t)), 0o700);
+    assert_eq!(mode(&ov), 0o700);
+    assert_eq!(mode(&ov.join(".hs-overlay.json")), 0o600);
+
+    // auth.json: a link to the one real file in the vault
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+    // shared entries linked, folders pre-created, files codex will create linked before they exist
+    let real = sh.canonicalize().unwrap();
+    for name in ["config.toml", "AGENTS.md", "sessions", "archived_sessions", "log", "shell_snapshots", "skills", "thread-writer-locks", ".tmp"] {
+        assert_eq!(fs::read_link(ov.join(name)).unwrap(), real.join(name), "{name}");
+        assert!(ov.join(name).exists(), "{name}");
+    }
+    for name in ["history.jsonl", "session_index.jsonl", "state_5.sqlite", "logs_2.sqlite", "installation_id"] {
+        assert_eq!(fs::read_link(ov.join(name)).unwrap(), real.join(name), "{name}");
+        assert!(!real.join(name).exists(), "{name} is not made up");
+    }
+    // never linked: the shared store's own auth, SQLite sidecars, per-overlay scratch
+    for name in ["state_5.sqlite-wal", "tmp", "auth.lock"] {
+        assert!(fs::symlink_metadata(ov.join(name)).is_err(), "{name}");
+    }
+    // writing through a dangling link creates the file in the shared store
+    fs::OpenOptions::new().create(true).append(true).open(ov.join("history.jsonl")).unwrap();
+    assert!(real.join("history.jsonl").is_file());
+
+    let m = meta(&ov);
+    assert_eq!(m["version"], 1);
+    assert_eq!(m["state"], "ready");
+    assert_eq!(m["account"], "acc1");
+    assert_eq!(m["owner"]["pid"], std::process::id());
+    assert!(m["owner"]["start_ticks"].is_u64());
+
+    // a second overlay is a different folder
+    let v2 = create(&t, "acc1", std::process::id());
+    assert_ne!(v2["id"], v["id"]);
+}
+
+#[test]
+fn create_refuses_bad_accounts_and_registries() {
+    let t = env_with(&[("acc1", true), ("acc2", false)]);
+    let me = std::process::id().to_string();
+    let r = t.run("hs-overlay", &["create", "--account", "nope", "--owner-pid", &me]);
+    let e = one_line_error(&r);
+    assert!(e.contains("unknown account 'nope'") && e.contains("acc1, acc2"), "{e}");
+
+    let r = t.run("hs-overlay", &["create", "--account", "acc2", "--owner-pid", &me]);
+    let e = one_line_error(&r);
+    assert!(e.contains("'acc2'") && e.contains("hs-vault login acc2"), "{e}");
+
+    // a dangling auth.json link in the vault is no login either
+    std::os::unix::fs::symlink(t.home.join("gone.json"), vault_auth(&t, "acc2")).unwrap();
+    let e = one_line_error(&t.run("hs-overlay", &["create", "--account", "acc2", "--owner-pid", &me])).to_string();
+    assert!(e.contains("hs-vault login acc2"), "{e}");
+
+    let r = t.run("hs-overlay", &["create", "--account", "acc1", "--owner-pid", "999999999"]);
+    assert!(one_line_error(&r).contains("not running"));
+
+    let reg = t.config_dir().join("accounts.json");
+    let good = fs::read_to_string(&reg).unwrap();
+    fs::write(&reg, "{\"version\":1,\n\"accounts\":[\n").unwrap();
+    let r = t.run("hs-overlay", &["create", "--account", "acc1", "--owner-pid", &me]);
+    let e = one_line_error(&r);
+    assert!(e.contains(&format!("{}:3:", reg.display())), "{e}");
+    fs::write(&reg, &good).unwrap();
+
+    // nothing was created by the failures
+    assert!(names_in(&runtime(&t)).is_empty(), "{:?}", names_in(&runtime(&t)));
+    // and the config's shared store is used when set
+    fs::write(t.config_dir().join("config.json"), format!("{{\"version\":1,\"shared_home\":\"{}\"}}", t.home.join("store").display()))
+        .unwrap();
+    let v = create(&t, "acc1", std::process::id());
+    assert_eq!(PathBuf::from(v["shared"].as_str().unwrap()), t.home.join("store").canonicalize().unwrap());
+    assert!(t.home.join("store/sessions").is_dir());
+}
+
+#[test]
+fn swap_replaces_the_link_atomically() {
+    let t = env_with(&[("acc1", true), ("acc2", true), ("acc3", false)]);
+    let vaults = ["acc1", "acc2"].map(|a| fs::read(vault_auth(&t, a)).unwrap());
+    let v = create(&t, "acc1", std::process::id());
+    let ov = path_of(&v);
+    let r = t.run("hs-overlay", &["swap", ov.to_str().unwrap(), "--account", "acc2"]).ok();
+    let s = &r.json_lines()[0];
+    assert_eq!(s["type"], "overlay");
+    assert_eq!(s["id"], v["id"]);
+    assert_eq!(s["account"], "acc2");
+    assert_eq!(s["previous_account"], "acc1");
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc2"));
+    assert_eq!(meta(&ov)["account"], "acc2");
+    assert!(names_in(&ov).iter().all(|n| !n.contains("auth-link")), "no temp link left");
+
+    // by id; an account without login is refused and the link stays
+    let id = v["id"].as_str().unwrap();
+    let e = one_line_error(&t.run("hs-overlay", &["swap", id, "--account", "acc3"])).to_string();
+    assert!(e.contains("hs-vault login acc3"), "{e}");
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc2"));
+    let e = one_line_error(&t.run("hs-overlay", &["swap", "no-such-id", "--account", "acc1"])).to_string();
+    assert!(e.contains("no overlay no-such-id"), "{e}");
+    t.run("hs-overlay", &["swap", id, "--account", "acc1"]).ok();
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+    // every vault file is as it was
+    assert_eq!(vaults, ["acc1", "acc2"].map(|a| fs::read(vault_auth(&t, a)).unwrap()));
+}
+
+#[test]
+fn destroy_moves_what_codex_made_and_keeps_conflicts() {
+    let t = env_with(&[("acc1", true)]);
+    let sh = shared(&t);
+    fs::create_dir_all(&sh).unwrap();
+    fs::write(sh.join("config.toml"), "shared = 1\n").unwrap();
+    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let v = create(&t, "acc1", std::process::id());
+    let ov = path_of(&v);
+    let id = v["id"].as_str().unwrap().to_string();
+
+    // what a session leaves behind: files through links, new entries, per-overlay scratch,
+    // and a config.toml that replaced its link (an atomic rewrite)
+    fs::create_dir_all(ov.join("sessions/2026/11/24")).unwrap();
+    fs::write(ov.join("sessions/2026/11/24/rollout-x.jsonl"), "{}\n").unwrap();
+    fs::write(ov.join("new_cache.json"), "{}").unwrap();
+    fs::create_dir_all(ov.join("plugins/p1")).unwrap();
+    fs::write(ov.join("plugins/p1/x"), "x").unwrap();
+    fs::create_dir_all(ov.join("tmp/arg0-linux")).unwrap();
+    fs::write(ov.join("auth.lock"), "").unwrap();
+    fs::remove_file(ov.join("config.toml")).unwrap();
+    fs::write(ov.join("config.toml"), "overlay = 1\n").unwrap();
+
+    let r = t.run("hs-overlay", &["destroy", &id]).ok();
+    let d = &r.json_lines()[0];
+    assert_eq!(d["type"], "overlay_destroyed");
+    assert_eq!(d["id"], id.as_str());
+    assert_eq!(d["account"], "acc1");
+    assert_eq!(d["moved"], serde_json::json!(["new_cache.json", "plugins"]));
+    assert_eq!(d["removed"], serde_json::json!(["auth.lock", "tmp"]));
+    let left = &d["leftovers"];
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["entry"], "config.toml");
+    let kept_at = PathBuf::from(left[0]["kept_at"].as_str().unwrap());
+    assert_eq!(kept_at, t.state_dir().join("leftovers").join(&id).join("config.toml"));
+    assert_eq!(fs::read_to_string(&kept_at).unwrap(), "overlay = 1\n");
+    assert_eq!(d["kept_overlay"], false);
+    assert!(d["links_removed"].as_u64().unwrap() > 10);
+
+    assert!(fs::symlink_metadata(&ov).is_err(), "overlay removed");
+    assert_eq!(fs::read_to_string(sh.join("config.toml")).unwrap(), "shared = 1\n", "shared store not overwritten");
+    assert!(sh.join("sessions/2026/11/24/rollout-x.jsonl").is_file());
+    assert!(sh.join("new_cache.json").is_file() && sh.join("plugins/p1/x").is_file());
+    assert!(!sh.join("tmp").exists() && !sh.join("auth.lock").exists());
+    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before, "vault untouched");
+
+    // gone means gone
+    let e = one_line_error(&t.run("hs-overlay", &["destroy", &id])).to_string();
+    assert!(e.contains("no overlay"), "{e}");
+    // doctor points at the leftovers
+    let r = t.run("hs-overlay", &["doctor", "--json"]).code(1);
+    let lines = r.json_lines();
+    let l = lines.iter().find(|c| c["name"] == "leftovers").unwrap();
+    assert_eq!(l["ok"], false);
+}
+
+#[test]
+fn destroy_refuses_paths_outside_the_runtime_root() {
+    let t = env_with(&[("acc1", true)]);
+    let v = create(&t, "acc1", std::process::id());
+    let sh = shared(&t);
+    let outside = [
+        sh.to_str().unwrap().to_string(),
+        t.home.join(".codex-acc1").to_str().unwrap().to_string(),
+        format!("{}/../..", runtime(&t).display()),
+        format!("{}/sessions", path_of(&v).display()),
+        "..".to_string(),
+        ".hs".to_string(),
+    ];
+    for target in &outside {
+        let r = t.run("hs-overlay", &["destroy", target]);
+        let e = one_line_error(&r);
+        assert!(e.contains("refusing") || e.contains("no overlay"), "{target}: {e}");
+    }
+    assert!(sh.join("sessions").is_dir() && vault_auth(&t, "acc1").is_file() && path_of(&v).is_dir());
+    // a relative path inside the root works (resolved against the current folder = HOME)
+    let rel = path_of(&v).strip_prefix(&t.home).unwrap().to_str().unwrap().to_string();
+    t.run("hs-overlay", &["destroy", &rel]).ok();
+    assert!(!path_of(&v).exists());
+}
+
+#[test]
+fn links_into_a_vault_are_removed_as_links() {
+    let t = env_with(&[("acc1", true)]);
+    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let v = create(&t, "acc1", std::process::id());
+    let root = runtime(&t);
+    // a link in the runtime root pointing at the vault, and one at the vault's auth file
+    std::os::unix::fs::symlink(t.home.join(".codex-acc1"), root.join("evil")).unwrap();
+    std::os::unix::fs::symlink(vault_auth(&t, "acc1"), root.join("evil2")).unwrap();
+    // and inside an overlay, a folder link into the vault next to the auth link
+    std::os::unix::fs::symlink(t.home.join(".codex-acc1"), path_of(&v).join("vault-link")).unwrap();
+
+    let r = t.run("hs-overlay", &["destroy", "evil"]).ok();
+    assert_eq!(r.json_lines()[0]["removed"], serde_json::json!(["evil"]));
+    assert!(fs::symlink_metadata(root.join("evil")).is_err());
+    t.run("hs-overlay", &["destroy", v["id"].as_str().unwrap()]).ok();
+    let r = t.run("hs-overlay", &["gc", "--json"]).ok();
+    let summary = r.json_lines().pop().unwrap();
+    assert_eq!(summary["type"], "gc");
+    assert_eq!(summary["links_removed"], 1);
+    assert!(names_in(&root).is_empty(), "{:?}", names_in(&root));
+    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    assert_eq!(names_in(&t.home.join(".codex-acc1")), vec!["auth.json"]);
+}
+
+#[test]
+fn gc_follows_the_owner_pid_and_its_start_time() {
+    let t = env_with(&[("acc1", true)]);
+    let alive = sleeper(&t, &[]);
+    let dead = sleeper(&t, &[]);
+    let reused = sleeper(&t, &[]);
+    let keep = create(&t, "acc1", alive.id());
+    let gone = create(&t, "acc1", dead.id());
+    let fake = create(&t, "acc1", reused.id());
+    stop(dead);
+    // the pid still runs, but it is not the process the overlay was made for
+    set_meta(&path_of(&fake), |m| {
+        let t = m["owner"]["start_ticks"].as_u64().unwrap();
+        m["owner"]["start_ticks"] = (t + 7).into();
+    });
+    // a creator that died half-way (state creating), and a folder without metadata
+    let half = create(&t, "acc1", alive.id());
+    set_meta(&path_of(&half), |m| m["state"] = "creating".into());
+    let bare = runtime(&t).join("20260101-000000-crash1");
+    fs::create_dir(&bare).unwrap();
+    std::os::unix::fs::symlink(shared(&t).join("sessions"), bare.join("sessions")).unwrap();
+
+    let list = t.run("hs-overlay", &["list", "--json"]).ok().json_lines();
+    let by_id = |v: &Value| list.iter().find(|i| i["id"] == v["id"]).unwrap().clone();
+    assert_eq!(by_id(&keep)["alive"], true);
+    assert_eq!(by_id(&gone)["alive"], false);
+    assert_eq!(by_id(&fake)["alive"], false);
+    assert_eq!(by_id(&fake)["owner_pid"], reused.id());
+    assert_eq!(list.iter().find(|i| i["id"] == "20260101-000000-crash1").unwrap()["state"], "broken");
+    let text = t.run("hs-overlay", &["list"]).ok().stdout;
+    assert!(text.starts_with("ID ") && text.contains("acc1") && text.lines().count() == 6, "{text}");
+
+    let r = t.run("hs-overlay", &["gc", "--json"]).ok();
+    let lines = r.json_lines();
+    let (summary, destroyed) = lines.split_last().unwrap();
+    assert_eq!(summary["type"], "gc");
+    assert_eq!(summary["collected"], 4);
+    assert_eq!(summary["kept"], 1);
+    let mut ids: Vec<&str> = destroyed.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![gone["id"].as_str().unwrap(), fake["id"].as_str().unwrap(), half["id"].as_str().unwrap(), "20260101-000000-crash1"];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(names_in(&runtime(&t)), vec![keep["id"].as_str().unwrap().to_string()]);
+    assert!(vault_auth(&t, "acc1").is_file());
+    stop(alive);
+    stop(reused);
+    let r = t.run("hs-overlay", &["gc"]).ok();
+    assert!(r.stdout.contains("1 removed, 0 kept"), "{}", r.stdout);
+}
+
+#[test]
+fn an_overlay_in_use_is_kept_and_destroy_needs_force() {
+    let t = env_with(&[("acc1", true)]);
+    let owner = sleeper(&t, &[]);
+    let v = create(&t, "acc1", owner.id());
+    stop(owner);
+    let ov = path_of(&v);
+    let codex = sleeper(&t, &[("CODEX_HOME", &ov)]);
+    let list = t.run("hs-overlay", &["list", "--json"]).ok().json_lines();
+    assert_eq!(list[0]["in_use_by"], serde_json::json!([codex.id()]));
+    let r = t.run("hs-overlay", &["gc", "--json"]).ok();
+    assert_eq!(r.json_lines().pop().unwrap()["kept"], 1);
+    let e = one_line_error(&t.run("hs-overlay", &["destroy", v["id"].as_str().unwrap()])).to_string();
+    assert!(e.contains(&format!("in use by pid {}", codex.id())) && e.contains("--force"), "{e}");
+    assert!(ov.join("auth.json").exists());
+    stop(codex);
+    let r = t.run("hs-overlay", &["gc", "--json"]).ok();
+    assert_eq!(r.json_lines().pop().unwrap()["collected"], 1);
+    // --force does not ask
+    let v = create(&t, "acc1", std::process::id());
+    let codex = sleeper(&t, &[("CODEX_HOME", &path_of(&v))]);
+    t.run("hs-overlay", &["destroy", "--force", v["id"].as_str().unwrap()]).ok();
+    stop(codex);
+    assert!(!path_of(&v).exists());
+}
+
+#[test]
+fn a_destroy_cut_short_is_finished_by_gc() {
+    let t = env_with(&[("acc1", true)]);
+    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let v = create(&t, "acc1", std::process::id());
+    let ov = path_of(&v);
+    // as if killed half-way through destroy: state destroying, some links already gone
+    set_meta(&ov, |m| m["state"] = "destroying".into());
+    for n in ["sessions", "config.toml", "auth.json"] {
+        let _ = fs::remove_file(ov.join(n));
+    }
+    fs::write(ov.join("made_by_codex"), "1").unwrap();
+    let lines = t.run("hs-overlay", &["gc", "--json"]).ok().json_lines();
+    assert_eq!(lines[0]["id"], v["id"]);
+    assert_eq!(lines[0]["moved"], serde_json::json!(["made_by_codex"]));
+    assert!(!ov.exists());
+    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    // a half-made overlay cannot be swapped
+    let v = create(&t, "acc1", std::process::id());
+    set_meta(&path_of(&v), |m| m["state"] = "creating".into());
+    let e = one_line_error(&t.run("hs-overlay", &["swap", v["id"].as_str().unwrap(), "--account", "acc1"])).to_string();
+    assert!(e.contains("is creating") && e.contains("gc"), "{e}");
+}
+
+#[test]
+fn parallel_creates_and_gc_do_not_collide() {
+    let t = std::sync::Arc::new(env_with(&[("acc1", true), ("acc2", true)]));
+    let me = std::process::id();
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                if i % 3 == 2 {
+                    t.run("hs-overlay", &["gc", "--json"]).ok();
+                    None
+                } else {
+                    Some(create(&t, if i % 2 == 0 { "acc1" } else { "acc2" }, me))
+                }
+            })
+        })
+        .collect();
+    let made: Vec<Value> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
+    assert_eq!(made.len(), 4);
+    let list = t.run("hs-overlay", &["list", "--json"]).ok().json_lines();
+    assert_eq!(list.len(), 4);
+    assert!(list.iter().all(|i| i["state"] == "ready" && i["alive"] == true));
+}
+
+#[test]
+fn doctor_checks_modes_links_and_stale_overlays() {
+    let t = env_with(&[("acc1", true)]);
+    let r = t.run("hs-overlay", &["doctor"]).ok();
+    assert!(r.stdout.contains("does not exist yet"), "{}", r.stdout);
+    let owner = sleeper(&t, &[]);
+    let v = create(&t, "acc1", owner.id());
+    let r = t.run("hs-overlay", &["doctor", "--json"]).ok();
+    assert!(r.json_lines().iter().all(|c| c["type"] == "check" && c["ok"] == true), "{}", r.stdout);
+
+    fs::set_permissions(runtime(&t), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(t.home.join("nowhere"), shared(&t).join("broken-link")).unwrap();
+    stop(owner);
+    let r = t.run("hs-overlay", &["doctor", "--json"]).code(1);
+    let bad: Vec<String> =
+        r.json_lines().iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(bad, vec!["shared_links".to_string(), "runtime_root_mode".into(), format!("overlay {id}")]);
+    let text = t.run("hs-overlay", &["doctor"]).code(1).stdout;
+    assert!(text.contains("PROBLEM  runtime_root_mode") && text.contains("hs-overlay gc"), "{text}");
+
+    // create tightens the runtime root again
+    create(&t, "acc1", std::process::id());
+    assert_eq!(mode(&runtime(&t)), 0o700);
+}
+
+#[test]
+fn help_describes_every_command() {
+    let t = TestEnv::new();
+    let r = t.run("hs-overlay", &["--help"]).ok();
+    for word in ["create", "swap", "destroy", "list", "gc", "doctor", "auth.json", "--no-daemon"] {
+        assert!(r.stdout.contains(word), "{word}: {}", r.stdout);
+    }
+    let r = t.run("hs-overlay", &["create", "--help"]).ok();
+    assert!(r.stdout.contains("--owner-pid") && r.stdout.contains("--codex-version"), "{}", r.stdout);
+    t.run("hs-overlay", &["create"]).code(2);
+}
