@@ -146,6 +146,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     let mut handled: Vec<LimitEvent> = Vec::new();
     let mut swaps = 0u32;
     let mut resumed = false;
+    let mut rollout: Option<PathBuf> = None;
     loop {
         let spec = supervise::RunSpec {
             codex: &opts.codex,
@@ -158,12 +159,14 @@ pub fn run(opts: &Options) -> Result<i32> {
             may_switch: swaps < opts.max_swaps,
             handled: &handled,
             null_stdin: resumed,
+            known_rollout: rollout.as_deref(),
         };
         let res = supervise::run_once(&mut term, &opts.tools, &spec)?;
         for w in &res.warnings {
             term.notice(w);
         }
         let code = exit_code(res.status);
+        rollout = res.rollout.clone().or(rollout);
         let Some(limit) = res.limit else { return Ok(code) };
         if res.user_signal.is_some() {
             return Ok(code);

@@ -36,6 +36,8 @@ pub struct RunSpec<'a> {
     pub handled: &'a [LimitEvent],
     /// Feed codex's stdin from /dev/null (a resumed `exec` must not eat the user's stdin twice).
     pub null_stdin: bool,
+    /// The rollout of the session being resumed (codex appends to it).
+    pub known_rollout: Option<&'a Path>,
 }
 
 /// How a run ended.
@@ -43,6 +45,7 @@ pub struct RunResult {
     pub status: ExitStatus,
     pub limit: Option<LimitEvent>,
     pub session_id: Option<String>,
+    pub rollout: Option<std::path::PathBuf>,
     /// The signal (TERM, HUP, INT) that asked hs-run itself to stop.
     pub user_signal: Option<i32>,
     /// Problems worth telling the user once codex is off the screen.
@@ -527,10 +530,13 @@ impl Runner<'_> {
             }
         }
         if self.rollout.is_none() {
-            // codex's open files could not be read (not Linux, or it was too quick): the newest
-            // rollout of this folder that started after the launch.
+            // codex's open files could not be read (not Linux, or it was too quick): the session
+            // being resumed, else the newest rollout of this folder that started after the launch.
             let sessions = self.spec.codex_home.join("sessions");
-            if let Some(p) = rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched) {
+            let found = self.spec.known_rollout.filter(|p| p.exists()).map(Path::to_path_buf).or_else(|| {
+                rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched)
+            });
+            if let Some(p) = found {
                 self.rollout = Some(RolloutTail::new(p, self.launched));
             }
         }
@@ -544,6 +550,7 @@ impl Runner<'_> {
         Ok(RunResult {
             status,
             session_id: self.session_id(),
+            rollout: self.rollout.as_ref().map(|r| r.path.clone()),
             limit: self.limit,
             user_signal: self.user_signal,
             warnings: self.warnings,
