@@ -12,7 +12,7 @@
 //! - `FAKE_CODEX_LIMIT_DELAY_MS` (default 300): when the TUI banner appears
 //! - `FAKE_CODEX_SCREEN=0` / `FAKE_CODEX_ROLLOUT=0`: leave the limit off the screen / rollout
 //! - `FAKE_CODEX_RESET`: the reset time shown (default: the reset time, `8:13 PM` style)
-//! - `FAKE_CODEX_RESET_SECS`: the reset time, in seconds from now (default 3600 + 600n)
+//! - `FAKE_CODEX_RESET_SECS`: the reset time in seconds from now, or a list by n (default 3600 + 600n)
 //! - `FAKE_CODEX_IGNORE_CTRL_C`: sessions that ignore Ctrl-C (hs-run must escalate to SIGTERM)
 //! - `FAKE_CODEX_EXIT`: exit code on quit (`q`, or Ctrl-C twice) and for a finished exec (default 0)
 //! - `FAKE_CODEX_SIGNAL`: the signal the TUI raises on itself when `d` is typed (default 9)
@@ -206,7 +206,13 @@ impl Rollout {
 
 /// The reset time for session `n`: unix seconds and how codex shows it.
 fn reset_time(n: u64) -> (i64, String) {
-    let secs = env("FAKE_CODEX_RESET_SECS").and_then(|s| s.parse().ok()).unwrap_or(3600 + 600 * n as i64);
+    // a list gives session n the n-th entry (the last one repeats)
+    let secs = env("FAKE_CODEX_RESET_SECS")
+        .and_then(|s| {
+            let list: Vec<i64> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            list.get(n as usize - 1).or(list.last()).copied()
+        })
+        .unwrap_or(3600 + 600 * n as i64);
     let t = chrono::Utc::now() + chrono::Duration::seconds(secs);
     let shown = env("FAKE_CODEX_RESET").unwrap_or_else(|| t.with_timezone(&chrono::Local).format("%-I:%M %p").to_string());
     (t.timestamp(), shown)

@@ -1,1 +1,466 @@
-//! (being written)
+//! hs-run with the fake codex (tests/fakes/fake_codex.rs) and the real sibling tools.
+
+use crate::support::env::{bin, TestEnv};
+use crate::support::tui::Tui;
+use crate::vault::chatgpt_auth;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DEFAULT_PROMPT: &str = "The previous account hit its usage limit. Continue where you left off.";
+const T: Duration = Duration::from_secs(20);
+
+/// A sealed env with accounts `acc1..accN` (auth.json with account id `acct-<name>`), the shared
+/// store, and hs-run pointed at the fake codex, which logs every start to `log`.
+struct Env {
+    t: TestEnv,
+    log: PathBuf,
+}
+
+impl Env {
+    fn new(accounts: usize) -> Env {
+        let mut t = TestEnv::new();
+        for i in 1..=accounts {
+            let name = format!("acc{i}");
+            t.run("hs-vault", &["add", &name]).ok();
+            let auth = t.home.join(format!(".codex-{name}/auth.json"));
+            std::fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{name}"), 4_000_000_000)).unwrap();
+            std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::create_dir_all(t.home.join(".codex")).unwrap();
+        let log = t.root().join("fake-codex.jsonl");
+        t.set("FAKE_CODEX_LOG", &log);
+        t.set("CODEX_HOTSWAP_REAL_CODEX", bin("fake-codex"));
+        Env { t, log }
+    }
+
+    /// Model sessions the fake codex saw, in order.
+    fn runs(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["model"] == true)
+            .collect()
+    }
+
+    fn all_starts(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn swaps(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.t.state_dir().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn status(&self) -> Vec<Value> {
+        self.t.run("hs-rotate", &["status", "--json"]).ok().json_lines()
+    }
+
+    fn state_of(&self, name: &str) -> Value {
+        self.status().into_iter().find(|s| s["name"] == name).unwrap()
+    }
+
+    /// No overlay left under the runtime root.
+    #[track_caller]
+    fn assert_no_overlay(&self) {
+        let root = self.t.state_dir().join("runtime");
+        let left: Vec<_> = std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "overlays left behind: {left:?}");
+    }
+
+    /// `sh` under a PTY: saves `stty -g`, runs hs-run with `args`, saves its exit code and
+    /// `stty -g` again, then waits for a key so the screen can still be read.
+    fn tui(&self, hs_args: &[&str], envs: &[(&str, &str)]) -> Tui {
+        let d = self.t.root();
+        let quoted: Vec<String> = hs_args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+        let script = format!(
+            "stty -g > '{0}/stty-before'; hs-run {1}; echo $? > '{0}/code'; stty -g > '{0}/stty-after'; echo HS-RUN-DONE; read x",
+            d.display(),
+            quoted.join(" ")
+        );
+        let mut cmd = self.t.cmd("/bin/sh");
+        cmd.args(["-c", &script]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Tui::spawn(cmd, 24, 100)
+    }
+
+    /// After `HS-RUN-DONE`: hs-run's exit code, and the terminal settings were restored.
+    #[track_caller]
+    fn finished(&self, tui: &Tui) -> i32 {
+        tui.wait_for_text("HS-RUN-DONE", T).unwrap();
+        let read = |n: &str| std::fs::read_to_string(self.t.root().join(n)).unwrap();
+        assert_eq!(read("stty-before"), read("stty-after"), "terminal settings not restored");
+        read("code").trim().parse().unwrap()
+    }
+}
+
+/// hs-run's pid under the `sh` of [`Env::tui`].
+fn hs_run_pid(tui: &Tui) -> u32 {
+    for _ in 0..200 {
+        let found = shared::procs::process_tree(tui.pid()).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "hs-run")
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("hs-run not found under the test terminal");
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn tui_limit_moves_the_same_session_to_the_next_account() {
+    let e = Env::new(3);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1")]);
+    // the resumed codex shows its session; the notice was printed between the two runs
+    tui.wait_for_text("codex-hotswap: acc1 hit its usage limit (back at", T).unwrap();
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    let runs = e.runs();
+    let id = runs[0]["session_id"].as_str().unwrap().to_string();
+    assert_eq!(strs(&runs[0]["args"]), ["--no-daemon"]);
+    assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", &id, DEFAULT_PROMPT]);
+    assert_eq!(runs[0]["account_id"], "acct-acc1");
+    assert_eq!(runs[1]["account_id"], "acct-acc2");
+    assert_eq!(runs[1]["session_id"], runs[0]["session_id"]);
+    assert_eq!(runs[0]["codex_home"], runs[1]["codex_home"], "one overlay, swapped");
+    assert!(tui.screen_has(&format!("session {id}")), "{}", tui.screen());
+    // quit the resumed codex: hs-run ends with its code, cleans up
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(e.runs().len(), 2, "one limit, one switch");
+    e.assert_no_overlay();
+    let swaps = e.swaps();
+    assert_eq!(swaps.len(), 1);
+    assert_eq!(swaps[0]["type"], "swap");
+    assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str()), (Some("acc1"), Some("acc2")));
+    assert_eq!(swaps[0]["session_id"].as_str(), Some(id.as_str()));
+    assert_eq!(e.state_of("acc1")["state"], "exhausted");
+    assert_eq!(e.state_of("acc2")["state"], "available");
+    assert!(!std::fs::read(&e.log).unwrap().windows(4).any(|w| w == b"tok-"));
+}
+
+#[test]
+fn redrawn_banner_after_resume_does_not_switch_again() {
+    let e = Env::new(3);
+    // the resumed TUI redraws the old conversation, old banner included
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1")]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    assert!(tui.screen_has("You’ve hit your usage limit"), "the resumed TUI redraws the old banner:\n{}", tui.screen());
+    tui.type_text("hello");
+    tui.wait_for_text("hello", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(e.runs().len(), 2);
+    assert_eq!(e.swaps().len(), 1);
+    assert_eq!(e.state_of("acc2")["state"], "available");
+    assert_eq!(e.state_of("acc3")["state"], "available");
+}
+
+#[test]
+fn screen_banner_alone_switches() {
+    // no rollout record: the screen (hs-detect) is the only source
+    let e = Env::new(2);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_ROLLOUT", "0")]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    let runs = e.runs();
+    assert_eq!(runs[1]["account_id"], "acct-acc2");
+    assert_eq!(strs(&runs[1]["args"])[..3], ["resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
+}
+
+#[test]
+fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
+    let e = Env::new(2);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_IGNORE_CTRL_C", "1")]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
+}
+
+#[test]
+fn no_continue_resumes_without_a_prompt_and_continue_prompt_replaces_it() {
+    let e = Env::new(2);
+    let tui = e.tui(&["--no-continue", "--", "-m", "o3", "first prompt"], &[("FAKE_CODEX_LIMIT", "1")]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    let runs = e.runs();
+    assert_eq!(strs(&runs[0]["args"]), ["--no-daemon", "-m", "o3", "first prompt"]);
+    assert_eq!(strs(&runs[1]["args"]), ["-m", "o3", "resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
+
+    let e = Env::new(2);
+    let r = e
+        .t
+        .cmd("hs-run")
+        .args(["--continue-prompt", "keep going", "--", "exec", "--json", "-s", "read-only", "task"])
+        .env("FAKE_CODEX_LIMIT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let runs = e.runs();
+    let id = runs[0]["session_id"].as_str().unwrap();
+    assert_eq!(strs(&runs[1]["args"]), ["exec", "--json", "-s", "read-only", "resume", id, "keep going"]);
+}
+
+#[test]
+fn exec_without_terminal_switches_and_keeps_stdout_and_stderr_apart() {
+    let e = Env::new(3);
+    let r = e.t.cmd("hs-run").args(["--", "exec", "--skip-git-repo-check", "do it"]).env("FAKE_CODEX_LIMIT", "1").output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    // stdout: only the answer of the resumed run; stderr: codex's error and the notice
+    assert_eq!(out, format!("fake answer to: {DEFAULT_PROMPT}\n"));
+    assert!(err.contains("ERROR: You’ve hit your usage limit."), "{err}");
+    assert!(err.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{err}");
+    assert!(err.contains("); continuing this session on acc2\n"), "{err}");
+    let runs = e.runs();
+    let id = runs[0]["session_id"].as_str().unwrap();
+    assert_eq!(strs(&runs[1]["args"]), ["exec", "--skip-git-repo-check", "resume", id, DEFAULT_PROMPT]);
+    assert_eq!(runs[1]["account_id"], "acct-acc2");
+    e.assert_no_overlay();
+    // telemetry from the rollout reached hs-rotate record for both accounts
+    assert_eq!(e.state_of("acc1")["state"], "exhausted");
+    assert_eq!(e.state_of("acc2")["primary_used_percent"], 42.5);
+    assert_eq!(e.state_of("acc3")["primary_used_percent"], Value::Null);
+}
+
+#[test]
+fn exec_reads_its_prompt_from_stdin_only_once() {
+    let e = Env::new(2);
+    e.t.run_stdin("hs-run", &["--", "exec", "-"], b"prompt from a pipe").ok();
+    let runs = e.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["stdin"], "prompt from a pipe");
+    let e = Env::new(2);
+    let mut c = e.t.cmd("hs-run");
+    c.args(["--", "exec"]).env("FAKE_CODEX_LIMIT", "1");
+    let r = {
+        use std::io::Write;
+        let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let runs = e.runs();
+    assert_eq!(runs[0]["stdin"], "from stdin");
+    assert_eq!(runs[1]["stdin"], "");
+}
+
+#[test]
+fn max_swaps_bounds_a_run() {
+    let e = Env::new(3);
+    let r = e.t.cmd("hs-run").args(["--max-swaps", "1", "--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "all").output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "codex's own code: {err}");
+    assert!(err.contains("acc2 hit its usage limit (back at "), "{err}");
+    assert!(err.contains("not switching again (--max-swaps 1 reached)"), "{err}");
+    assert_eq!(e.runs().len(), 2);
+    assert_eq!(e.swaps().len(), 1);
+    // the second limit was still recorded
+    assert_eq!(e.state_of("acc2")["state"], "exhausted");
+    assert_eq!(e.state_of("acc3")["state"], "available");
+    e.assert_no_overlay();
+}
+
+#[test]
+fn all_exhausted_exit_lists_accounts_with_exit_75() {
+    let e = Env::new(2);
+    let r = e.t.cmd("hs-run").args(["--on-exhausted", "exit", "--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "all").output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(75), "{err}");
+    let runs = e.runs();
+    assert_eq!(runs.len(), 2);
+    let id = runs[0]["session_id"].as_str().unwrap();
+    assert!(err.contains("codex-hotswap: every account has hit its usage limit:\n"), "{err}");
+    for a in ["acc1", "acc2"] {
+        assert!(err.lines().any(|l| l.trim_start().starts_with(a) && l.contains("back at ")), "{a}: {err}");
+    }
+    assert!(err.contains(&format!("continue this session later with: codex resume {id}")), "{err}");
+    e.assert_no_overlay();
+    // nothing available at the start: the same answer before codex runs
+    let r = e.t.cmd("hs-run").args(["--on-exhausted", "exit", "--", "exec", "x"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(75));
+    assert_eq!(e.runs().len(), 2, "codex not started");
+}
+
+#[test]
+fn all_exhausted_wait_counts_down_and_resumes_when_an_account_is_back() {
+    let e = Env::new(2);
+    // acc1 comes back 3 s after its limit, acc2 in an hour
+    let r = e
+        .t
+        .cmd("hs-run")
+        .args(["--", "exec", "x"])
+        .env("FAKE_CODEX_LIMIT", "1,2")
+        .env("FAKE_CODEX_RESET_SECS", "3,3600")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    assert!(err.contains("every account has hit its usage limit; acc1 is back at"), "{err}");
+    let runs = e.runs();
+    assert_eq!(runs.len(), 3);
+    let id = runs[0]["session_id"].as_str().unwrap();
+    assert_eq!(runs[2]["account_id"], "acct-acc1");
+    assert_eq!(strs(&runs[2]["args"]), ["exec", "resume", id, DEFAULT_PROMPT]);
+    assert!(err.contains("acc2 hit its usage limit"), "{err}");
+    assert!(err.contains("continuing this session on acc1"), "{err}");
+}
+
+#[test]
+fn wait_countdown_quits_on_ctrl_c_and_restores_the_terminal() {
+    let e = Env::new(2);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "all")]);
+    tui.wait_for_text("every account has hit its usage limit; acc1 is back at", T).unwrap();
+    tui.wait_for_text("Ctrl-C quits", T).unwrap();
+    tui.send(b"\x03");
+    assert_eq!(e.finished(&tui), 130);
+    assert!(tui.screen_has("stopped waiting for an account"));
+    assert_eq!(e.runs().len(), 2);
+    e.assert_no_overlay();
+}
+
+#[test]
+fn exit_codes_are_codex_own_or_128_plus_signal() {
+    let e = Env::new(1);
+    let r = e.t.cmd("hs-run").args(["--", "exec", "x"]).env("FAKE_CODEX_EXIT", "7").output().unwrap();
+    assert_eq!(r.status.code(), Some(7));
+    let tui = e.tui(&[], &[("FAKE_CODEX_EXIT", "5")]);
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 5);
+    let tui = e.tui(&[], &[("FAKE_CODEX_SIGNAL", "9")]);
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"d");
+    assert_eq!(e.finished(&tui), 137);
+    e.assert_no_overlay();
+}
+
+#[test]
+fn sigterm_and_sighup_reach_codex_and_hs_run_cleans_up() {
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let e = Env::new(2);
+        let tui = e.tui(&[], &[]);
+        tui.wait_for_text("› ready", T).unwrap();
+        let pid = hs_run_pid(&tui);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::try_from(sig).unwrap()).unwrap();
+        assert_eq!(e.finished(&tui), code);
+        e.assert_no_overlay();
+        assert_eq!(e.runs().len(), 1);
+    }
+}
+
+#[test]
+fn window_size_is_copied_and_follows_resizes() {
+    let e = Env::new(1);
+    let tui = e.tui(&[], &[]);
+    tui.wait_for_text("size 24x100", T).unwrap();
+    tui.resize(30, 120);
+    tui.wait_for_text("size 30x120", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+}
+
+#[test]
+fn other_commands_go_straight_to_codex_with_the_users_environment() {
+    let mut e = Env::new(1);
+    let user_home = e.t.root().join("my-codex-home");
+    e.t.set("CODEX_HOME", &user_home);
+    let r = e.t.run("hs-run", &["--", "--version"]).ok();
+    assert_eq!(r.stdout, "codex-cli 0.169.0 (fake)\n");
+    let r = e.t.run("hs-run", &["--", "login", "status"]).ok();
+    assert_eq!(r.stdout, "fake codex: login status\n");
+    let starts = e.all_starts();
+    assert_eq!(starts.len(), 2);
+    for s in &starts {
+        assert_eq!(s["codex_home"].as_str(), Some(user_home.to_str().unwrap()));
+    }
+    assert!(!e.t.state_dir().join("runtime").exists() || std::fs::read_dir(e.t.state_dir().join("runtime")).unwrap().count() == 0);
+}
+
+#[test]
+fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
+    let mut e = Env::new(1);
+    e.t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
+    let shim_dir = e.t.root().join("shim");
+    let real_dir = e.t.root().join("real");
+    for d in [&shim_dir, &real_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
+    // without a real codex on PATH: one line, exit 2, nothing left behind
+    let base = e.t.vars["PATH"].to_string_lossy().into_owned();
+    e.t.set("PATH", format!("{}:{base}", shim_dir.display()));
+    let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    e.assert_no_overlay();
+    std::os::unix::fs::symlink(bin("fake-codex"), real_dir.join("codex")).unwrap();
+    e.t.set("PATH", format!("{}:{}:{base}", shim_dir.display(), real_dir.display()));
+    let r = e.t.run("hs-run", &["--", "exec", "x"]).ok();
+    assert_eq!(r.stdout, "fake answer to: x\n");
+}
+
+#[test]
+fn a_missing_sibling_tool_is_named_and_nothing_is_left_behind() {
+    let mut e = Env::new(1);
+    let lone = e.t.root().join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(bin("hs-run"), lone.join("hs-run")).unwrap();
+    e.t.set("PATH", "/usr/bin:/bin");
+    let r = e.t.run(lone.join("hs-run").to_str().unwrap(), &["--", "exec", "x"]).code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot find hs-rotate next to hs-run"), "{}", r.stderr);
+    assert!(e.runs().is_empty());
+    e.assert_no_overlay();
+}
+
+#[test]
+fn on_swap_hook_gets_the_switch_as_json() {
+    let e = Env::new(2);
+    let out = e.t.root().join("hook.json");
+    std::fs::create_dir_all(e.t.config_dir()).unwrap();
+    let cfg = serde_json::json!({"version": 1, "on_swap": format!("cat > '{}.tmp' && mv '{0}.tmp' '{0}'", out.display())});
+    std::fs::write(e.t.config_dir().join("config.json"), cfg.to_string()).unwrap();
+    e.t.cmd("hs-run").args(["--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "1").output().unwrap();
+    let mut got = None;
+    for _ in 0..400 {
+        if let Ok(t) = std::fs::read_to_string(&out) {
+            got = Some(t);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let v: Value = serde_json::from_str(got.expect("hook ran").trim()).unwrap();
+    assert_eq!(v["type"], "swap");
+    assert_eq!(v["from"], "acc1");
+    assert_eq!(v["to"], "acc2");
+    assert_eq!(v["session_id"], e.runs()[0]["session_id"]);
+}
+
+#[test]
+fn help_describes_options_and_exit_codes() {
+    let e = Env::new(0);
+    let r = e.t.run("hs-run", &["--help"]).ok();
+    for want in ["--account", "--codex", "--continue-prompt", "--no-continue", "--max-swaps", "--on-exhausted", "75", "128+signal"] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
+}

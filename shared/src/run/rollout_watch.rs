@@ -47,7 +47,9 @@ pub fn read_session_meta(path: &Path) -> Option<SessionMeta> {
 /// after `since` (for when codex's open files cannot be read).
 pub fn newest_rollout_for(sessions: &Path, cwd: &Path, since: DateTime<Utc>) -> Option<PathBuf> {
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
-    let since_sys: std::time::SystemTime = since.into();
+    // File times are coarser than the clock (a kernel tick): a second of slack for this
+    // pre-filter; the `session_meta` time below is the exact test.
+    let since_sys: std::time::SystemTime = (since - chrono::Duration::seconds(1)).into();
     let mut stack = vec![sessions.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else { continue };

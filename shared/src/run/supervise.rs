@@ -206,7 +206,11 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
     let mut cmd = Command::new(spec.codex);
     cmd.args(spec.argv).env("CODEX_HOME", spec.codex_home);
     let size = if spec.pty { pty::window_size(std::io::stdin().as_fd()) } else { None };
-    let launched = Utc::now();
+    // Rollouts stamp records in milliseconds: compare with the launch time at that precision.
+    let launched = {
+        let now = Utc::now();
+        DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    };
     let mut detectors = Vec::new();
     let (child, master, out, err) = if spec.pty {
         term.enter_raw()?;
