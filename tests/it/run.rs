@@ -464,3 +464,129 @@ fn help_describes_options_and_exit_codes() {
         assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
     }
 }
+
+// ---- the real codex 0.169.0 against the mock backend ----
+
+mod real {
+    use super::*;
+    use crate::support::auth::FakeAccount;
+    use crate::support::mock::{real_codex, real_codex_path, Behaviour, MockBackend, RequestRecord};
+
+    const WAIT: Duration = Duration::from_secs(90);
+    const READY: &str = "Ask Codex to do anything";
+
+    /// Accounts acc1..acc3 logged in at the mock (vaults by hs-vault), the shared store's
+    /// config.toml pointing at the mock, acc1 at its usage limit, acc2 and acc3 answering.
+    struct Real {
+        t: TestEnv,
+        mock: MockBackend,
+        work: PathBuf,
+    }
+
+    impl Real {
+        fn new() -> Real {
+            let mut t = TestEnv::new();
+            let mock = MockBackend::start(&t.root().join("mock"));
+            let work = t.root().join("work");
+            std::fs::create_dir_all(&work).unwrap();
+            for name in ["acc1", "acc2", "acc3"] {
+                t.run("hs-vault", &["add", name]).ok();
+                mock.login(&t.home.join(format!(".codex-{name}")), &FakeAccount::new(name, "plus"));
+            }
+            mock.write_codex_config(&t.home.join(".codex"), &[&work]);
+            mock.set_behaviour("acct-acc1", Behaviour::usage_limit("plus", chrono::Utc::now().timestamp() + 3 * 3600));
+            mock.set_behaviour("acct-acc2", Behaviour::Answer("Hello from acc2".into()));
+            mock.set_behaviour("acct-acc3", Behaviour::Answer("Hello from acc3".into()));
+            let path = real_codex_path(&t.vars["PATH"].to_string_lossy());
+            t.set("PATH", path);
+            t.set("CODEX_HOTSWAP_REAL_CODEX", real_codex());
+            for (k, v) in mock.codex_env() {
+                t.set(&k, v);
+            }
+            Real { t, mock, work }
+        }
+
+        fn hs_run(&self) -> std::process::Command {
+            let mut c = self.t.cmd("hs-run");
+            c.current_dir(&self.work);
+            c
+        }
+
+        /// The first turn, the limited one on acc1, and the next turn: on acc2, same session.
+        #[track_caller]
+        fn assert_moved_to_acc2(&self, first_prompt: &str) -> (RequestRecord, RequestRecord) {
+            let first = self
+                .mock
+                .wait_for(|r| r.is_turn() && r.body.contains(first_prompt), WAIT)
+                .expect("the first turn reached the mock");
+            assert_eq!((first.account_id.as_deref(), first.status), (Some("acct-acc1"), 429));
+            let next = self
+                .mock
+                .wait_for(|r| r.is_turn() && r.account_id.as_deref() == Some("acct-acc2"), WAIT)
+                .expect("a turn on acc2 reached the mock");
+            assert_eq!(next.status, 200);
+            assert!(next.session_id.is_some());
+            assert_eq!(next.session_id, first.session_id, "same session on the next account");
+            assert!(next.body.contains(DEFAULT_PROMPT), "the continue prompt was sent");
+            assert!(next.body.contains(first_prompt), "the resumed thread carries the old conversation");
+            (first, next)
+        }
+
+        #[track_caller]
+        fn assert_acc3_untouched(&self) {
+            let acc3: Vec<_> = self.mock.requests().into_iter().filter(|r| r.account_id.as_deref() == Some("acct-acc3")).collect();
+            assert!(acc3.is_empty(), "acc3 was used: {acc3:?}");
+        }
+
+        fn assert_no_overlay(&self) {
+            let root = self.t.state_dir().join("runtime");
+            let left: Vec<_> = std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+            assert!(left.is_empty(), "overlays left behind: {left:?}");
+        }
+    }
+
+    #[test]
+    fn real_tui_moves_the_session_to_acc2_on_a_usage_limit() {
+        let r = Real::new();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        r.assert_moved_to_acc2("first question");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        r.assert_acc3_untouched();
+        let swaps: Vec<Value> = std::fs::read_to_string(r.t.state_dir().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(swaps.len(), 1, "{swaps:?}");
+        assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str()), (Some("acc1"), Some("acc2")));
+        // quit codex the way a user does: hs-run ends with codex's code and cleans up
+        let mut tui = tui;
+        tui.send(b"\x03");
+        std::thread::sleep(Duration::from_millis(300));
+        tui.send(b"\x03");
+        let st = tui.wait_exit(WAIT).expect("hs-run exits when codex does");
+        assert_eq!(st.code(), Some(0), "{}", tui.screen());
+        r.assert_no_overlay();
+        let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
+        assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
+    }
+
+    #[test]
+    fn real_exec_moves_the_session_to_acc2_without_a_terminal() {
+        let r = Real::new();
+        let out = r
+            .hs_run()
+            .args(["--", "exec", "--skip-git-repo-check", "exec question"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+        r.assert_moved_to_acc2("exec question");
+        assert!(stdout.contains("Hello from acc2"), "{stdout}");
+        assert!(stderr.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{stderr}");
+        r.assert_acc3_untouched();
+        r.assert_no_overlay();
+    }
+}
