@@ -170,6 +170,26 @@ fn redrawn_banner_after_resume_does_not_switch_again() {
 }
 
 #[test]
+fn resuming_a_session_that_hit_a_limit_before_does_not_switch() {
+    let e = Env::new(2);
+    let r = e.t.cmd("hs-run").args(["--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "1").output().unwrap();
+    assert_eq!(r.status.code(), Some(0));
+    let id = e.runs()[0]["session_id"].as_str().unwrap().to_string();
+    e.t.run("hs-rotate", &["reset"]).ok();
+    let tui = e.tui(&["--", "resume", &id], &[]);
+    tui.wait_until(|_| e.runs().len() == 3, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    assert!(tui.screen_has("You’ve hit your usage limit"), "the old banner is redrawn:\n{}", tui.screen());
+    tui.type_text("hello");
+    tui.wait_for_text("hello", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(e.runs().len(), 3);
+    assert_eq!(e.swaps().len(), 1, "only the exec's switch");
+    assert_eq!(e.state_of("acc1")["state"], "available");
+}
+
+#[test]
 fn screen_banner_alone_switches() {
     // no rollout record: the screen (hs-detect) is the only source
     let e = Env::new(2);

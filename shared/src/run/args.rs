@@ -61,6 +61,8 @@ pub struct CodexArgs {
     last: Vec<Opt>,
     /// Index in `original` just after the subcommand words (where `--no-daemon` goes).
     insert_at: usize,
+    /// The session named after `resume`/`fork` (`codex resume <ID>`).
+    target: Option<String>,
 }
 
 impl CodexArgs {
@@ -72,6 +74,7 @@ impl CodexArgs {
         let mut positionals = 0usize;
         let mut help = false;
         let mut insert_at = 0;
+        let mut target = None;
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
@@ -99,6 +102,9 @@ impl CodexArgs {
                 subs.push(a.clone());
                 insert_at = i + 1;
             } else {
+                if positionals == 0 && matches!(subs.last().map(String::as_str), Some("resume" | "fork")) {
+                    target = Some(a.clone());
+                }
                 positionals += 1;
             }
             i += 1;
@@ -112,7 +118,7 @@ impl CodexArgs {
                 _ => Kind::Passthrough,
             }
         };
-        CodexArgs { kind, original: args.to_vec(), top, subs, mid, last, insert_at }
+        CodexArgs { kind, original: args.to_vec(), top, subs, mid, last, insert_at, target }
     }
 
     /// The user's arguments for the first start, plus `--no-daemon` for the TUI when wanted.
@@ -169,6 +175,16 @@ impl CodexArgs {
     /// The value of the last `-C/--cd` (codex's working folder), if any.
     pub fn cd(&self) -> Option<&str> {
         self.all_opts().filter(|o| o.name == "-C" || o.name == "--cd").last().and_then(|o| value_of(o))
+    }
+
+    /// The session id the user named after `resume` or `fork`, if any.
+    pub fn session_target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// `resume` (not `fork`): the session continues in its own rollout.
+    pub fn resumes(&self) -> bool {
+        self.subs.last().is_some_and(|s| s == "resume")
     }
 
     /// `exec --json`: codex's stdout carries JSON events.
@@ -253,9 +269,14 @@ mod tests {
         let r = p(&["resume", "--last", "-s", "read-only", "old-id", "more"]);
         assert_eq!(r.first_run(true), ["resume", "--no-daemon", "--last", "-s", "read-only", "old-id", "more"]);
         assert_eq!(r.resume_run("NEW", Some("-x"), true), ["resume", "-s", "read-only", "--no-daemon", "--", "NEW", "-x"]);
+        assert_eq!(r.session_target(), Some("old-id"));
+        assert!(r.resumes());
         let f = p(&["--no-daemon", "fork", "old", "-i", "a.png", "b.png", "--model=o3"]);
         assert_eq!(f.first_run(true), ["--no-daemon", "fork", "old", "-i", "a.png", "b.png", "--model=o3"]);
         assert_eq!(f.resume_run("NEW", None, true), ["--no-daemon", "resume", "--model=o3", "NEW"]);
+        assert_eq!(f.session_target(), Some("old"));
+        assert!(!f.resumes());
+        assert_eq!(a.session_target(), None);
         assert_eq!(p(&["-C", "/w", "x"]).cd(), Some("/w"));
         assert_eq!(p(&["--cd=/v", "x"]).cd(), Some("/v"));
         assert_eq!(p(&["-C/u"]).cd(), Some("/u"));

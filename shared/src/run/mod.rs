@@ -147,6 +147,15 @@ pub fn run(opts: &Options) -> Result<i32> {
     let mut swaps = 0u32;
     let mut resumed = false;
     let mut rollout: Option<PathBuf> = None;
+    if let Some(id) = opts.args.session_target() {
+        // `codex resume <id>` / `fork <id>` redraws that session, with any old limit banner.
+        if let Some(p) = rollout_watch::find_session(&overlay.path.join("sessions"), id) {
+            handled.extend(rollout_watch::recorded_limits(&p));
+            if opts.args.resumes() {
+                rollout = Some(p);
+            }
+        }
+    }
     loop {
         let spec = supervise::RunSpec {
             codex: &opts.codex,

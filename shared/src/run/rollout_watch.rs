@@ -72,6 +72,29 @@ pub fn newest_rollout_for(sessions: &Path, cwd: &Path, since: DateTime<Utc>) -> 
     })
 }
 
+/// The rollout of session `id` under `sessions` (its file name ends in the id).
+pub fn find_session(sessions: &Path, id: &str) -> Option<PathBuf> {
+    let suffix = format!("-{id}.jsonl");
+    let mut stack = vec![sessions.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_rollout_name(&p) && p.to_string_lossy().ends_with(&suffix) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The limits already recorded in a rollout (a resumed or forked session redraws them).
+pub fn recorded_limits(path: &Path) -> Vec<LimitEvent> {
+    let mut tail = RolloutTail::new(path.to_path_buf(), DateTime::<Utc>::MIN_UTC);
+    tail.poll().into_iter().filter_map(|e| if let Event::Limit(l) = e { Some(l) } else { None }).collect()
+}
+
 /// Tails one rollout file.
 pub struct RolloutTail {
     pub path: PathBuf,
@@ -202,6 +225,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(find_session(d.path(), "abc"), Some(p.clone()));
+        assert_eq!(find_session(d.path(), "bc"), None);
+        let old = recorded_limits(&p);
+        assert_eq!(old.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["old", "You’ve hit your usage limit."]);
         let found = newest_rollout_for(d.path(), Path::new("/w"), "2026-11-24T17:00:00Z".parse().unwrap());
         assert_eq!(found, Some(p));
         assert_eq!(newest_rollout_for(d.path(), Path::new("/other"), "2026-11-24T17:00:00Z".parse().unwrap()), None);

@@ -569,12 +569,44 @@ impl Runner<'_> {
 }
 
 /// A limit shown on the screen (or printed) that was already handled: the resumed TUI redraws
-/// the old conversation with its old banner. Same text, or same kind and reset time.
-fn is_redraw(l: &LimitEvent, handled: &[LimitEvent]) -> bool {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+/// the old conversation with its old banner. Same text (whitespace aside: wrapping differs), or
+/// same kind and reset minute (the screen shows minutes, the rollout has seconds).
+pub(crate) fn is_redraw(l: &LimitEvent, handled: &[LimitEvent]) -> bool {
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    let minute = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp() / 60);
     handled.iter().any(|h| {
-        norm(&h.text) == norm(&l.text) || (h.kind == l.kind && h.resets_at.is_some() && h.resets_at == l.resets_at)
+        squash(&h.text) == squash(&l.text) || (h.kind == l.kind && h.resets_at.is_some() && minute(h.resets_at) == minute(l.resets_at))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LimitKind;
+
+    fn limit(text: &str, resets: &str, source: Source) -> LimitEvent {
+        LimitEvent {
+            kind: LimitKind::UsageLimit,
+            text: text.into(),
+            resets_at: Some(resets.parse().unwrap()),
+            source,
+            account: None,
+            at: "2026-11-24T18:00:00Z".parse().unwrap(),
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn redraw_of_a_handled_limit() {
+        let from_rollout = limit("You’ve hit your usage limit. Try again at 8:13 PM.", "2026-11-24T20:13:27Z", Source::Rollout);
+        let redrawn = limit("You’ve hit your usage limit. Try again at\n8:13 PM.", "2026-11-24T20:13:00Z", Source::Screen);
+        assert!(is_redraw(&redrawn, std::slice::from_ref(&from_rollout)));
+        let wrapped = limit("You’ve hit your usage\n limit. Try again at 9:00 PM.", "2026-11-24T21:00:00Z", Source::Screen);
+        let other = limit("You’ve hit your usage limit. Try again at 9:00 PM.", "2026-11-24T21:00:00Z", Source::Screen);
+        assert!(is_redraw(&wrapped, std::slice::from_ref(&other)));
+        // a new limit (another reset time, another text) is not a redraw
+        assert!(!is_redraw(&other, &[from_rollout]));
+    }
 }
 
 /// The outcome of one non-blocking `read(2)`.
