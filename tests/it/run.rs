@@ -50,11 +50,7 @@ impl Env {
     }
 
     fn swaps(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.t.state_dir().join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        swaps(&self.t)
     }
 
     fn status(&self) -> Vec<Value> {
@@ -65,12 +61,9 @@ impl Env {
         self.status().into_iter().find(|s| s["name"] == name).unwrap()
     }
 
-    /// No overlay left under the runtime root.
     #[track_caller]
     fn assert_no_overlay(&self) {
-        let root = self.t.state_dir().join("runtime");
-        let left: Vec<_> = std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        assert!(left.is_empty(), "overlays left behind: {left:?}");
+        assert_no_overlay(&self.t)
     }
 
     /// `sh` under a PTY: saves `stty -g`, runs hs-run with `args`, saves its exit code and
@@ -99,6 +92,23 @@ impl Env {
         assert_eq!(read("stty-before"), read("stty-after"), "terminal settings not restored");
         read("code").trim().parse().unwrap()
     }
+}
+
+/// No overlay left under the runtime root.
+#[track_caller]
+fn assert_no_overlay(t: &TestEnv) {
+    let root = t.state_dir().join("runtime");
+    let left: Vec<_> = std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "overlays left behind: {left:?}");
+}
+
+/// The switches hs-run logged to events.jsonl.
+fn swaps(t: &TestEnv) -> Vec<Value> {
+    std::fs::read_to_string(t.state_dir().join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// hs-run's pid under the `sh` of [`Env::tui`].
@@ -557,12 +567,6 @@ mod real {
             let acc3: Vec<_> = self.mock.requests().into_iter().filter(|r| r.account_id.as_deref() == Some("acct-acc3")).collect();
             assert!(acc3.is_empty(), "acc3 was used: {acc3:?}");
         }
-
-        fn assert_no_overlay(&self) {
-            let root = self.t.state_dir().join("runtime");
-            let left: Vec<_> = std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-            assert!(left.is_empty(), "overlays left behind: {left:?}");
-        }
     }
 
     #[test]
@@ -574,11 +578,7 @@ mod real {
         r.assert_moved_to_acc2("first question");
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
         r.assert_acc3_untouched();
-        let swaps: Vec<Value> = std::fs::read_to_string(r.t.state_dir().join("events.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let swaps = swaps(&r.t);
         assert_eq!(swaps.len(), 1, "{swaps:?}");
         assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str()), (Some("acc1"), Some("acc2")));
         // quit codex the way a user does: hs-run ends with codex's code and cleans up
@@ -588,9 +588,36 @@ mod real {
         tui.send(b"\x03");
         let st = tui.wait_exit(WAIT).expect("hs-run exits when codex does");
         assert_eq!(st.code(), Some(0), "{}", tui.screen());
-        r.assert_no_overlay();
+        assert_no_overlay(&r.t);
         let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
         assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
+    }
+
+    /// The facts hs-run's session-id lookup stands on: with Node 20 the npm launcher runs the
+    /// native codex as a child, and that child holds the session's rollout open for writing.
+    #[test]
+    fn real_codex_holds_its_rollout_open_in_a_child_of_the_launcher() {
+        let r = Real::new();
+        let home = r.t.state_dir().join("plain-home");
+        r.mock.codex_home(&home, &FakeAccount::new("acc2", "plus"), &[&r.work]);
+        let mut cmd = crate::support::tui::codex_command(&r.t, &r.mock, &home, &r.work);
+        cmd.arg("--no-daemon");
+        let tui = Tui::spawn(cmd, 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("where is my rollout");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let holder = shared::procs::process_tree(tui.pid()).into_iter().find(|p| {
+            shared::procs::files_open_for_writing(*p).iter().any(|f| shared::run::rollout_watch::is_rollout_name(f))
+        });
+        let found = shared::procs::find_open_file(tui.pid(), true, shared::run::rollout_watch::is_rollout_name)
+            .expect("the rollout is open in the codex process tree");
+        let meta = shared::run::rollout_watch::read_session_meta(&found).expect("session_meta first");
+        let turn = r.mock.turns().pop().unwrap();
+        assert_eq!(turn.session_id.as_deref(), Some(meta.id.as_str()), "the rollout's id is the session-id header");
+        let launcher_is_node = std::fs::read_to_string(format!("/proc/{}/comm", tui.pid())).is_ok_and(|c| c.trim() == "node");
+        if launcher_is_node {
+            assert_ne!(holder, Some(tui.pid()), "Node 20: a child process holds the rollout");
+        }
     }
 
     #[test]
@@ -607,6 +634,6 @@ mod real {
         assert!(stdout.contains("Hello from acc2"), "{stdout}");
         assert!(stderr.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{stderr}");
         r.assert_acc3_untouched();
-        r.assert_no_overlay();
+        assert_no_overlay(&r.t);
     }
 }
