@@ -97,6 +97,11 @@ impl Term {
         let _ = write!(std::io::stderr().lock(), "codex-hotswap: {msg}{eol}");
     }
 
+    /// A TERM, HUP or INT that arrived while no codex ran: 128+signal.
+    fn pending_quit(&self) -> Option<i32> {
+        self.signals.take().into_iter().find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP)).map(|s| 128 + s)
+    }
+
     fn write_terminal_reset(&self) {
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(pty::TERMINAL_RESET.as_bytes()).and_then(|_| o.flush());
@@ -207,6 +212,9 @@ pub fn run(opts: &Options) -> Result<i32> {
                 Err(code) => return Ok(code),
             },
         };
+        if let Some(code) = term.pending_quit() {
+            return Ok(code);
+        }
         opts.tools.overlay_swap(&overlay.id, &next)?;
         let swap = SwapEvent {
             at: Utc::now(),
@@ -338,12 +346,7 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
         let _ = nix::poll::poll(&mut fds, 1000u16);
         let key_ready = keys && fds[1].revents().is_some_and(|r| !r.is_empty());
         drop(fds);
-        let mut quit = term
-            .signals
-            .take()
-            .into_iter()
-            .find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP))
-            .map(|s| 128 + s);
+        let mut quit = term.pending_quit();
         if key_ready {
             let mut b = [0u8; 64];
             match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {

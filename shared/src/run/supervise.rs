@@ -69,7 +69,7 @@ impl Detector {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("cannot start hs-detect")?;
         let mut stdin = child.stdin.take().context("hs-detect stdin")?;
@@ -121,8 +121,9 @@ impl Detector {
         out
     }
 
-    /// Closes its input and collects its last events (waiting at most `limit`).
-    fn finish(mut self, limit: Duration) -> Vec<Event> {
+    /// Closes its input and collects its last events (waiting at most `limit`), and a warning
+    /// when hs-detect failed (exit 2) instead of reading to the end.
+    fn finish(mut self, limit: Duration) -> (Vec<Event>, Option<String>) {
         drop(self.tx.take());
         if let Some(w) = self.writer.take() {
             let _ = w.join();
@@ -134,9 +135,23 @@ impl Detector {
             let _ = nix::poll::poll(&mut fds, 50u16);
             evs.extend(self.read_events());
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        evs
+        let ended = self.eof;
+        if !ended {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait().ok();
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            if ended {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+        }
+        let failed = ended && status.is_some_and(|s| s.code() == Some(crate::cli::EXIT_ERROR));
+        let warning = failed.then(|| {
+            let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string();
+            format!("hs-detect failed, only the rollout was watched: {why}")
+        });
+        (evs, warning)
     }
 }
 
@@ -211,14 +226,21 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         let now = Utc::now();
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     };
+    // The detectors run before codex does, so a failure to start one leaves nothing behind.
     let mut detectors = Vec::new();
+    if spec.pty {
+        let sz = size.map(|w| (w.ws_row, w.ws_col));
+        detectors.push((Stream::Pty, Detector::start(tools, &tools::detect_args("tui", sz, spec.account))?));
+    } else {
+        let fmt = if spec.json_output { "json" } else { "text" };
+        detectors.push((Stream::Stdout, Detector::start(tools, &tools::detect_args(fmt, None, spec.account))?));
+        detectors.push((Stream::Stderr, Detector::start(tools, &tools::detect_args("text", None, spec.account))?));
+    }
     let (child, master, out, err) = if spec.pty {
         term.enter_raw()?;
         let p = Pty::open(size.as_ref())?;
         let (master, child) = p.spawn(&mut cmd)?;
         pty::set_nonblocking(master.as_fd())?;
-        let sz = size.map(|w| (w.ws_row, w.ws_col));
-        detectors.push((Stream::Pty, Detector::start(tools, &tools::detect_args("tui", sz, spec.account))?));
         (child, Some(master), None, None)
     } else {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -236,9 +258,6 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         for fd in out.iter().map(|o| o.as_fd()).chain(err.iter().map(|e| e.as_fd())) {
             pty::set_nonblocking(fd)?;
         }
-        let fmt = if spec.json_output { "json" } else { "text" };
-        detectors.push((Stream::Stdout, Detector::start(tools, &tools::detect_args(fmt, None, spec.account))?));
-        detectors.push((Stream::Stderr, Detector::start(tools, &tools::detect_args("text", None, spec.account))?));
         (child, None, out, err)
     };
     let pid = child.id();
@@ -529,9 +548,11 @@ impl Runner<'_> {
         let limit = Duration::from_secs(2);
         let dets = std::mem::take(&mut self.detectors);
         for (_, d) in dets {
-            for ev in d.finish(limit) {
+            let (evs, warning) = d.finish(limit);
+            for ev in evs {
                 self.on_event(ev);
             }
+            self.warnings.extend(warning);
         }
         if self.rollout.is_none() {
             // codex's open files could not be read (not Linux, or it was too quick): the session
