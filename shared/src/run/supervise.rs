@@ -440,7 +440,19 @@ impl Runner<'_> {
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Limit(mut l) => {
-                if self.limit.is_some() || self.user_signal.is_some() {
+                if self.user_signal.is_some() {
+                    return;
+                }
+                if let Some(seen) = &mut self.limit {
+                    // The same limit from the rollout, after the screen: its reset time is exact
+                    // (the screen says "8:13 PM"); record that one.
+                    if seen.source != Source::Rollout && l.source == Source::Rollout && l.resets_at.is_some() {
+                        seen.resets_at = l.resets_at;
+                        seen.source = Source::Rollout;
+                        if let Err(e) = self.tools.exhaust(seen) {
+                            self.warnings.push(format!("{e:#}"));
+                        }
+                    }
                     return;
                 }
                 if l.source != Source::Rollout && is_redraw(&l, self.spec.handled) {
