@@ -287,7 +287,7 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
         }
         let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&stdin), nix::poll::PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, 50u16);
-        if !fds[0].revents().is_some_and(|r| !r.is_empty()) {
+        if fds[0].revents().is_none_or(|r| r.is_empty()) {
             continue;
         }
         let got = match stdin.lock().read(&mut buf) {

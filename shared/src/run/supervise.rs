@@ -411,13 +411,13 @@ impl Runner<'_> {
                     }
                 }
                 libc::SIGCHLD => {}
-                libc::SIGTERM | libc::SIGHUP | libc::SIGINT => {
-                    if sig != libc::SIGINT || self.master.is_none() {
-                        self.user_signal.get_or_insert(sig);
-                        self.signal_codex(sig);
-                        if sig != libc::SIGINT && self.stop.is_none() {
-                            self.stop = Some((Stop { since: Instant::now(), step: 0 }, SIGNAL_STOP));
-                        }
+                // In raw mode Ctrl-C is a key for codex; a SIGINT can only come from kill(1),
+                // and codex (in its own session) does not get it from the terminal: ignore it.
+                libc::SIGTERM | libc::SIGHUP | libc::SIGINT if sig != libc::SIGINT || self.master.is_none() => {
+                    self.user_signal.get_or_insert(sig);
+                    self.signal_codex(sig);
+                    if sig != libc::SIGINT && self.stop.is_none() {
+                        self.stop = Some((Stop { since: Instant::now(), step: 0 }, SIGNAL_STOP));
                     }
                 }
                 _ => {}
