@@ -575,8 +575,17 @@ mod real {
         let tui = Tui::spawn(r.hs_run(), 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("first question");
-        r.assert_moved_to_acc2("first question");
+        let (first, _) = r.assert_moved_to_acc2("first question");
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // codex was stopped the clean way (Ctrl-C twice): it said goodbye before the notice
+        let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
+        let bye = raw.find("To continue this session, run:");
+        let id = raw.find(&format!("codex resume {}", first.session_id.as_deref().unwrap()));
+        let notice = raw.find("codex-hotswap: acc1 hit its usage limit (back at ");
+        assert!(bye.is_some() && bye < id && id < notice, "clean exit message, then the notice:\n{raw}");
+        // the terminal's answers to the old codex's last queries are not typed into the new one
+        // (a tty in cooked mode would echo them as `^[[?62;22c`)
+        assert!(!raw[notice.unwrap()..].contains("^[["), "{raw}");
         r.assert_acc3_untouched();
         let swaps = swaps(&r.t);
         assert_eq!(swaps.len(), 1, "{swaps:?}");

@@ -102,6 +102,27 @@ impl Term {
         self.signals.take().into_iter().find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP)).map(|s| 128 + s)
     }
 
+    /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
+    /// answers to the stopped codex's queries, keys typed during the switch) until it is quiet
+    /// for a moment, so none of it lands in the next codex.
+    fn drop_pending_input(&mut self) {
+        if !self.is_raw() || !self.stdin_open {
+            return;
+        }
+        let stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        for _ in 0..50 {
+            let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
+            if !matches!(nix::poll::poll(&mut fds, 100u16), Ok(n) if n > 0) {
+                return;
+            }
+            if !matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf), Ok(n) if n > 0) {
+                self.stdin_open = false;
+                return;
+            }
+        }
+    }
+
     fn write_terminal_reset(&self) {
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(pty::TERMINAL_RESET.as_bytes()).and_then(|_| o.flush());
@@ -215,6 +236,7 @@ pub fn run(opts: &Options) -> Result<i32> {
         if let Some(code) = term.pending_quit() {
             return Ok(code);
         }
+        term.drop_pending_input();
         opts.tools.overlay_swap(&overlay.id, &next)?;
         let swap = SwapEvent {
             at: Utc::now(),

@@ -304,7 +304,7 @@ impl Runner<'_> {
             let stdin_fd = stdin.as_fd();
             let sig_fd = term.signals.fd();
             let mut fds: Vec<(u8, BorrowedFd)> = vec![(0, sig_fd)];
-            let read_keys = self.master.is_some() && self.stop.is_none() && term.stdin_open;
+            let read_keys = self.master.is_some() && term.stdin_open;
             if read_keys {
                 fds.push((1, stdin_fd));
             }
@@ -342,11 +342,14 @@ impl Runner<'_> {
                         match read_some(stdin.as_raw_fd(), &mut buf) {
                             Got::Nothing => {}
                             Got::Closed => term.stdin_open = false,
-                            Got::Data(n) => {
+                            // While codex is being stopped, keys (and the terminal's answers to
+                            // its last queries) are dropped: they are not for the next codex.
+                            Got::Data(n) if self.stop.is_none() => {
                                 if let Some(m) = &self.master {
                                     let _ = write_all_fd(m.as_fd(), &buf[..n]);
                                 }
                             }
+                            Got::Data(_) => {}
                         }
                     }
                     2 => {
