@@ -9,7 +9,7 @@
 //! Behaviour per model session number `n` (lists like `1,3`, or `all`):
 //! - `FAKE_CODEX_LIMIT`: sessions that hit the usage limit (screen banner drawn with escape codes
 //!   plus rollout records; exec: `ERROR: …` on stderr, exit 1)
-//! - `FAKE_CODEX_LIMIT_DELAY_MS` (default 300): when the TUI banner appears
+//! - `FAKE_CODEX_LIMIT_DELAY_MS` (default 300): when the TUI banner appears (`key`: when `l` is typed)
 //! - `FAKE_CODEX_SCREEN=0` / `FAKE_CODEX_ROLLOUT=0`: leave the limit off the screen / rollout
 //! - `FAKE_CODEX_RESET`: the reset time shown (default: the reset time, `8:13 PM` style)
 //! - `FAKE_CODEX_RESET_SECS`: the reset time in seconds from now, or a list by n (default 3600 + 600n)
@@ -256,7 +256,8 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     }
     let (resets_at, shown) = reset_time(n);
     rollout.usage(42.5, resets_at);
-    let limit_at = selected("FAKE_CODEX_LIMIT", n).then(|| {
+    let on_key = env("FAKE_CODEX_LIMIT_DELAY_MS").as_deref() == Some("key");
+    let mut limit_at = (selected("FAKE_CODEX_LIMIT", n) && !on_key).then(|| {
         Instant::now() + Duration::from_millis(env("FAKE_CODEX_LIMIT_DELAY_MS").and_then(|d| d.parse().ok()).unwrap_or(300))
     });
     let mut limited = false;
@@ -305,6 +306,7 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
                     out(&format!("\x1b[{};1H\x1b[2mctrl + c again to quit\x1b[0m", prompt_row + 6));
                 }
                 b'q' => finish(&rollout.id, saved.as_ref(), code),
+                b'l' if on_key && selected("FAKE_CODEX_LIMIT", n) => limit_at = Some(Instant::now()),
                 b'd' => {
                     let sig = env("FAKE_CODEX_SIGNAL").and_then(|s| s.parse().ok()).unwrap_or(libc::SIGKILL);
                     unsafe { libc::signal(sig, libc::SIG_DFL) };

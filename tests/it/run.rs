@@ -214,6 +214,22 @@ fn screen_banner_alone_switches() {
 }
 
 #[test]
+fn screen_banner_after_a_resize_switches() {
+    let e = Env::new(2);
+    let envs = [("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_ROLLOUT", "0"), ("FAKE_CODEX_LIMIT_DELAY_MS", "key")];
+    let tui = e.tui(&[], &envs);
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.resize(40, 60);
+    tui.wait_for_text("size 40x60", T).unwrap();
+    tui.send(b"l");
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
+}
+
+#[test]
 fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
     let e = Env::new(2);
     let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_IGNORE_CTRL_C", "1")]);

@@ -411,6 +411,7 @@ impl Runner<'_> {
                 libc::SIGWINCH => {
                     if let (Some(m), Some(ws)) = (&self.master, pty::window_size(std::io::stdin().as_fd())) {
                         let _ = pty::set_window_size(m.as_fd(), &ws);
+                        self.restart_screen_detector((ws.ws_row, ws.ws_col));
                     }
                 }
                 libc::SIGCHLD => {}
@@ -425,6 +426,23 @@ impl Runner<'_> {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// hs-detect reads the screen at a fixed size: after a resize a new one, at the new size,
+    /// reads codex's repaint. (What the new one sees again was handled already, or is a redraw.)
+    fn restart_screen_detector(&mut self, size: (u16, u16)) {
+        let Some(i) = self.detectors.iter().position(|(s, _)| *s == Stream::Pty) else { return };
+        match Detector::start(self.tools, &tools::detect_args("tui", Some(size), self.spec.account)) {
+            Ok(new) => {
+                let (_, old) = std::mem::replace(&mut self.detectors[i], (Stream::Pty, new));
+                let (evs, warning) = old.finish(Duration::from_millis(500));
+                self.warnings.extend(warning);
+                for ev in evs {
+                    self.on_event(ev);
+                }
+            }
+            Err(e) => self.warnings.push(format!("{e:#}")),
         }
     }
 
