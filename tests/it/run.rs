@@ -466,6 +466,57 @@ fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
 }
 
 #[test]
+fn codex_named_by_flag_or_config_and_hs_run_itself_is_skipped_on_path() {
+    let mut e = Env::new(1);
+    e.t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
+    // on PATH, a `codex` that is hs-run itself (a link to it) does not count
+    let links = e.t.root().join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink(bin("hs-run"), links.join("codex")).unwrap();
+    let base = e.t.vars["PATH"].to_string_lossy().into_owned();
+    e.t.set("PATH", format!("{}:{base}", links.display()));
+    let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
+    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    // --codex
+    let fake = bin("fake-codex");
+    let r = e.t.run("hs-run", &["--codex", fake.to_str().unwrap(), "--", "exec", "x"]).ok();
+    assert_eq!(r.stdout, "fake answer to: x\n");
+    // config.json "real_codex"
+    std::fs::write(e.t.config_dir().join("config.json"), serde_json::json!({"version": 1, "real_codex": fake}).to_string()).unwrap();
+    let r = e.t.run("hs-run", &["--", "exec", "y"]).ok();
+    assert_eq!(r.stdout, "fake answer to: y\n");
+    // a --codex that is not there: one line naming the setting
+    let r = e.t.run("hs-run", &["--codex", "/nonexistent/codex", "--", "exec", "x"]).code(2);
+    assert!(r.stderr.contains("--codex (/nonexistent/codex) is not an executable file"), "{}", r.stderr);
+    assert_eq!(e.runs().len(), 2);
+}
+
+#[test]
+fn no_daemon_only_when_codex_lists_it() {
+    let e = Env::new(1);
+    let tui = e.tui(&["--", "-m", "o3"], &[("FAKE_CODEX_NO_DAEMON_FLAG", "0")]);
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    assert_eq!(strs(&e.runs()[0]["args"]), ["-m", "o3"]);
+}
+
+#[test]
+fn a_forked_session_continues_as_the_fork() {
+    let e = Env::new(2);
+    let tui = e.tui(&["--", "fork", "parent-id"], &[("FAKE_CODEX_LIMIT", "1")]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+    let runs = e.runs();
+    let fork_id = runs[0]["session_id"].as_str().unwrap();
+    assert_ne!(fork_id, "parent-id");
+    assert_eq!(strs(&runs[0]["args"]), ["fork", "--no-daemon", "parent-id"]);
+    assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", fork_id, DEFAULT_PROMPT]);
+}
+
+#[test]
 fn a_missing_sibling_tool_is_named_and_nothing_is_left_behind() {
     let mut e = Env::new(1);
     let lone = e.t.root().join("lone");
