@@ -84,6 +84,16 @@ impl Env {
         Tui::spawn(cmd, 24, 100)
     }
 
+    /// Waits for the second codex (after one switch) to be ready, quits it, and checks that
+    /// hs-run ended with its code 0.
+    #[track_caller]
+    fn quit_after_switch(&self, tui: &Tui) {
+        tui.wait_until(|_| self.runs().len() == 2, T).unwrap();
+        tui.wait_for_text("› ready", T).unwrap();
+        tui.send(b"q");
+        assert_eq!(self.finished(tui), 0);
+    }
+
     /// After `HS-RUN-DONE`: hs-run's exit code, and the terminal settings were restored.
     #[track_caller]
     fn finished(&self, tui: &Tui) -> i32 {
@@ -204,10 +214,7 @@ fn screen_banner_alone_switches() {
     // no rollout record: the screen (hs-detect) is the only source
     let e = Env::new(2);
     let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_ROLLOUT", "0")]);
-    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
-    tui.wait_for_text("› ready", T).unwrap();
-    tui.send(b"q");
-    assert_eq!(e.finished(&tui), 0);
+    e.quit_after_switch(&tui);
     let runs = e.runs();
     assert_eq!(runs[1]["account_id"], "acct-acc2");
     assert_eq!(strs(&runs[1]["args"])[..3], ["resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
@@ -222,10 +229,7 @@ fn screen_banner_after_a_resize_switches() {
     tui.resize(40, 60);
     tui.wait_for_text("size 40x60", T).unwrap();
     tui.send(b"l");
-    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
-    tui.wait_for_text("› ready", T).unwrap();
-    tui.send(b"q");
-    assert_eq!(e.finished(&tui), 0);
+    e.quit_after_switch(&tui);
     assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
 }
 
@@ -233,10 +237,7 @@ fn screen_banner_after_a_resize_switches() {
 fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
     let e = Env::new(2);
     let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_IGNORE_CTRL_C", "1")]);
-    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
-    tui.wait_for_text("› ready", T).unwrap();
-    tui.send(b"q");
-    assert_eq!(e.finished(&tui), 0);
+    e.quit_after_switch(&tui);
     assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
 }
 
@@ -244,10 +245,7 @@ fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
 fn no_continue_resumes_without_a_prompt_and_continue_prompt_replaces_it() {
     let e = Env::new(2);
     let tui = e.tui(&["--no-continue", "--", "-m", "o3", "first prompt"], &[("FAKE_CODEX_LIMIT", "1")]);
-    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
-    tui.wait_for_text("› ready", T).unwrap();
-    tui.send(b"q");
-    assert_eq!(e.finished(&tui), 0);
+    e.quit_after_switch(&tui);
     let runs = e.runs();
     assert_eq!(strs(&runs[0]["args"]), ["--no-daemon", "-m", "o3", "first prompt"]);
     assert_eq!(strs(&runs[1]["args"]), ["-m", "o3", "resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
@@ -505,10 +503,7 @@ fn no_daemon_only_when_codex_lists_it() {
 fn a_forked_session_continues_as_the_fork() {
     let e = Env::new(2);
     let tui = e.tui(&["--", "fork", "parent-id"], &[("FAKE_CODEX_LIMIT", "1")]);
-    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
-    tui.wait_for_text("› ready", T).unwrap();
-    tui.send(b"q");
-    assert_eq!(e.finished(&tui), 0);
+    e.quit_after_switch(&tui);
     let runs = e.runs();
     let fork_id = runs[0]["session_id"].as_str().unwrap();
     assert_ne!(fork_id, "parent-id");
