@@ -22,7 +22,7 @@ pub mod tools;
 use crate::config::OnExhausted;
 use crate::events::{Event, LimitEvent, SwapEvent};
 use crate::pty::{self, RawGuard, SignalPipe};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use args::{CodexArgs, Kind};
 use chrono::{DateTime, Local, Utc};
 use std::io::Write;
@@ -197,7 +197,9 @@ pub fn run(opts: &Options) -> Result<i32> {
             known_rollout: rollout.as_deref(),
         };
         let res = supervise::run_once(&mut term, &opts.tools, &spec)?;
-        for w in &res.warnings {
+        let mut warnings = res.warnings.clone();
+        warnings.dedup();
+        for w in &warnings {
             term.notice(w);
         }
         let code = exit_code(res.status);
@@ -226,7 +228,8 @@ pub fn run(opts: &Options) -> Result<i32> {
             return Ok(code);
         }
         handled.push(limit.clone());
-        let next = match opts.tools.next()? {
+        let later = || format!("cannot move the session to the next account (continue it later with: codex resume {session_id})");
+        let next = match opts.tools.next().with_context(later)? {
             Some(n) => n,
             None => match wait_for_account(&mut term, opts, Some(&session_id))? {
                 Ok(n) => n,
@@ -237,7 +240,7 @@ pub fn run(opts: &Options) -> Result<i32> {
             return Ok(code);
         }
         term.drop_pending_input();
-        opts.tools.overlay_swap(&overlay.id, &next)?;
+        opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),
             session_id: Some(session_id.clone()),
