@@ -526,6 +526,22 @@ fn a_missing_sibling_tool_is_named_and_nothing_is_left_behind() {
 }
 
 #[test]
+fn a_failed_switch_says_how_to_continue_and_cleans_up() {
+    let e = Env::new(2);
+    // acc2's vault is gone: hs-overlay cannot point the overlay at it
+    std::fs::remove_dir_all(e.t.home.join(".codex-acc2")).unwrap();
+    let r = e.t.cmd("hs-run").args(["--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    let id = e.runs()[0]["session_id"].as_str().unwrap().to_string();
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("hs-run: cannot move the session to the next account"), "{err}");
+    assert!(last.contains(&format!("codex resume {id}")), "{err}");
+    assert_eq!(e.runs().len(), 1);
+    e.assert_no_overlay();
+}
+
+#[test]
 fn on_swap_hook_gets_the_switch_as_json() {
     let e = Env::new(2);
     let out = e.t.root().join("hook.json");
