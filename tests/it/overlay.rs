@@ -343,6 +343,7 @@ fn gc_follows_the_owner_pid_and_its_start_time() {
     let bare = runtime(&t).join("20260101-000000-crash1");
     fs::create_dir(&bare).unwrap();
     std::os::unix::fs::symlink(shared(&t).join("sessions"), bare.join("sessions")).unwrap();
+    fs::write(bare.join("stray.txt"), "not known to be codex's").unwrap();
 
     let list = t.run("hs-overlay", &["list", "--json"]).ok().json_lines();
     let by_id = |v: &Value| list.iter().find(|i| i["id"] == v["id"]).unwrap().clone();
@@ -366,6 +367,11 @@ fn gc_follows_the_owner_pid_and_its_start_time() {
     want.sort();
     assert_eq!(ids, want);
     assert_eq!(names_in(&runtime(&t)), vec![keep["id"].as_str().unwrap().to_string()]);
+    // what a folder without metadata held is kept aside, not put into the shared store
+    let bare_report = destroyed.iter().find(|d| d["id"] == "20260101-000000-crash1").unwrap();
+    assert_eq!(bare_report["leftovers"][0]["entry"], "stray.txt");
+    assert!(!shared(&t).join("stray.txt").exists());
+    assert!(t.state_dir().join("leftovers/20260101-000000-crash1/stray.txt").is_file());
     assert!(vault_auth(&t, "acc1").is_file());
     stop(alive);
     stop(reused);

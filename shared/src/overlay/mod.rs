@@ -401,10 +401,7 @@ fn destroy_locked(setup: &Setup, root: &Root, id: &str) -> Result<DestroyReport>
         return Ok(report);
     }
     let meta = meta::read(&dir).ok().flatten();
-    let shared = match &meta {
-        Some(m) => m.shared.clone(),
-        None => setup.shared.clone(),
-    };
+    let shared = meta.as_ref().map(|m| m.shared.clone());
     if let Some(mut m) = meta.clone() {
         report.account = Some(m.account.clone());
         if m.state != State::Destroying {
@@ -413,13 +410,14 @@ fn destroy_locked(setup: &Setup, root: &Root, id: &str) -> Result<DestroyReport>
         }
     }
     let Dismantled { moved, removed, links_removed, leftovers } =
-        teardown::dismantle(&root.real, &dir, &shared, &setup.leftovers_dir(id))?;
+        teardown::dismantle(&root.real, &dir, shared.as_deref(), &setup.leftovers_dir(id))?;
     report.moved = moved;
     report.removed = removed;
     report.links_removed = links_removed;
     report.leftovers = leftovers.into_iter().map(LeftoverLine::from).collect();
 
     let prefixes = [root.lexical.join(id), dir.clone()];
+    let shared = shared.unwrap_or_else(|| setup.shared.clone());
     match index::repair(&setup.db_dir(&shared), &prefixes, false, &shared) {
         Ok(r) => {
             report.threads_repaired = r.repaired;
@@ -588,8 +586,15 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                     problems.push(format!("owner pid {} is gone: stale, run 'hs-overlay gc'", i.owner_pid.unwrap_or(0)));
                 }
                 if teardown::is_overlay_dir(&root.real, &dir) {
-                    if !std::fs::metadata(dir.join(layout::AUTH_FILE)).is_ok_and(|m| m.is_file()) {
+                    let auth = dir.join(layout::AUTH_FILE);
+                    if !std::fs::metadata(&auth).is_ok_and(|m| m.is_file()) {
                         problems.push("auth.json does not lead to a vault auth.json".into());
+                    }
+                    if let Ok(Some(m)) = meta::read(&dir) {
+                        let want = m.vault.join(layout::AUTH_FILE);
+                        if std::fs::read_link(&auth).ok().as_deref() != Some(want.as_path()) {
+                            problems.push(format!("auth.json is not the link to {} that the metadata says", want.display()));
+                        }
                     }
                     let dangling: Vec<String> =
                         dangling_links(&dir).into_iter().filter(|n| !layout::SHARED_FILES.contains(&n.as_str())).collect();

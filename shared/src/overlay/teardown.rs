@@ -91,7 +91,6 @@ fn is_real_dir(p: &Path) -> bool {
 struct Mover<'a> {
     root: &'a Path,
     overlay: &'a Path,
-    shared: &'a Path,
     leftovers_dir: &'a Path,
     out: Dismantled,
 }
@@ -99,12 +98,12 @@ struct Mover<'a> {
 impl Mover<'_> {
     /// Moves `rel` (and, for a SQLite database, its sidecars `extra`) into the shared store,
     /// merging folders; what does not fit becomes a leftover.
-    fn settle(&mut self, rel: &Path, extra: &[PathBuf]) -> Result<()> {
+    fn settle(&mut self, shared: &Path, rel: &Path, extra: &[PathBuf]) -> Result<()> {
         let group: Vec<&Path> = std::iter::once(rel).chain(extra.iter().map(PathBuf::as_path)).collect();
-        let taken = group.iter().any(|r| self.shared.join(r).symlink_metadata().is_ok());
+        let taken = group.iter().any(|r| shared.join(r).symlink_metadata().is_ok());
         if taken {
-            if extra.is_empty() && is_real_dir(&self.overlay.join(rel)) && is_real_dir(&self.shared.join(rel)) {
-                return self.merge_dir(rel);
+            if extra.is_empty() && is_real_dir(&self.overlay.join(rel)) && is_real_dir(&shared.join(rel)) {
+                return self.merge_dir(shared, rel);
             }
             for r in group {
                 self.leave(r, "already in the shared store")?;
@@ -112,7 +111,7 @@ impl Mover<'_> {
             return Ok(());
         }
         for r in group {
-            let (s, d) = (self.overlay.join(r), self.shared.join(r));
+            let (s, d) = (self.overlay.join(r), shared.join(r));
             match rename_noreplace(&s, &d) {
                 Ok(true) => self.out.moved.push(rel_string(r)),
                 Ok(false) => self.leave(r, "already in the shared store")?,
@@ -127,10 +126,10 @@ impl Mover<'_> {
         Ok(())
     }
 
-    fn merge_dir(&mut self, rel: &Path) -> Result<()> {
+    fn merge_dir(&mut self, shared: &Path, rel: &Path) -> Result<()> {
         let dir = self.overlay.join(rel);
         for (name, extra) in grouped_entries(&dir)? {
-            self.settle(&rel.join(&name), &extra.iter().map(|e| rel.join(e)).collect::<Vec<_>>())?;
+            self.settle(shared, &rel.join(&name), &extra.iter().map(|e| rel.join(e)).collect::<Vec<_>>())?;
         }
         // Empty now unless leftovers could not be moved out.
         if std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?.next().is_none() {
@@ -185,10 +184,13 @@ fn grouped_entries(dir: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
 
 /// Takes the overlay folder `overlay` (inside `root`) apart: links removed, per-overlay entries
 /// removed, codex's own new entries moved into `shared`, the rest kept under `leftovers_dir`.
-/// Our metadata file is left for the caller to remove last.
-pub fn dismantle(root: &Path, overlay: &Path, shared: &Path, leftovers_dir: &Path) -> Result<Dismantled> {
+/// Without a `shared` store (a folder whose metadata is missing or unreadable, so nobody knows
+/// what it is), every real entry is kept as a leftover. Our metadata file is left for the caller
+/// to remove last.
+pub fn dismantle(root: &Path, overlay: &Path, shared: Option<&Path>, leftovers_dir: &Path) -> Result<Dismantled> {
     ensure_inside(root, overlay)?;
-    let mut mover = Mover { root, overlay, shared, leftovers_dir, out: Dismantled::default() };
+    let shared_dir = shared.filter(|s| s.is_dir());
+    let mut mover = Mover { root, overlay, leftovers_dir, out: Dismantled::default() };
     for (name, extra) in grouped_entries(overlay)? {
         let path = overlay.join(&name);
         let text = name.to_string_lossy().into_owned();
@@ -207,10 +209,12 @@ pub fn dismantle(root: &Path, overlay: &Path, shared: &Path, leftovers_dir: &Pat
         } else if layout::is_per_overlay(&text) {
             remove_inside(root, &path)?;
             mover.out.removed.push(text);
-        } else if !shared.is_dir() {
-            mover.leave(&name, "the shared store is missing")?;
+        } else if shared.is_none() {
+            mover.leave(&name, "not a known overlay (no readable metadata)")?;
+        } else if let Some(shared) = shared_dir {
+            mover.settle(shared, &name, &extra)?;
         } else {
-            mover.settle(&name, &extra)?;
+            mover.leave(&name, "the shared store is missing")?;
         }
     }
     Ok(mover.out)
@@ -295,7 +299,7 @@ mod tests {
         fs::write(t.ov.join("auth.lock"), "").unwrap();
         fs::write(t.ov.join(layout::META_FILE), "{}").unwrap();
 
-        let out = dismantle(&t.root, &t.ov, &t.shared, &t.left).unwrap();
+        let out = dismantle(&t.root, &t.ov, Some(&t.shared), &t.left).unwrap();
         assert_eq!(out.links_removed, 1);
         assert_eq!(out.removed, vec!["auth.lock", "tmp"]);
         assert_eq!(out.moved, vec!["installation_id", "new_1.sqlite", "new_1.sqlite-wal", "plugins/a"]);
