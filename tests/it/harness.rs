@@ -1,1 +1,167 @@
-//! (being written)
+//! End-to-end: the real codex (pinned, installed by `shell/test`) against the mock backend, in a
+//! sealed environment. These prove the harness itself and the codex facts the tools rely on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::auth::{read_tokens, FakeAccount, Tokens};
+use crate::support::env::{Run, TestEnv};
+use crate::support::mock::{Behaviour, MockBackend, RequestRecord};
+use crate::support::tui::{codex_command, Tui};
+
+/// Generous: the real codex starts in about a second, but CI machines are busy.
+const WAIT: Duration = Duration::from_secs(60);
+/// The composer placeholder: the TUI is ready for a prompt.
+const READY: &str = "Ask Codex to do anything";
+const LIMIT_PLUS: &str = "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at";
+
+/// A sealed environment with a mock backend and a work folder the codex homes trust.
+struct Setup {
+    env: TestEnv,
+    mock: MockBackend,
+    work: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let env = TestEnv::new();
+        let mock = MockBackend::start(&env.root().join("mock"));
+        let work = env.root().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        Setup { env, mock, work }
+    }
+
+    /// A CODEX_HOME logged in as `acct`, trusting the work folder.
+    fn home(&self, acct: &FakeAccount) -> PathBuf {
+        let dir = self.env.root().join(format!("codex-{}", acct.account_id));
+        self.mock.codex_home(&dir, acct, &[&self.work])
+    }
+
+    fn tui(&self, home: &Path) -> Tui {
+        let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+        cmd.arg("--no-daemon");
+        Tui::spawn(cmd, 30, 100)
+    }
+
+    fn exec(&self, home: &Path, prompt: &str) -> Run {
+        let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+        cmd.args(["exec", "--skip-git-repo-check", prompt]);
+        Run::from(cmd.output().expect("run codex exec"))
+    }
+}
+
+fn tokens_in(home: &Path) -> Tokens {
+    let text = std::fs::read_to_string(home.join("auth.json")).expect("read auth.json");
+    read_tokens(&text).expect("auth.json holds ChatGPT tokens")
+}
+
+/// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set.
+fn maybe_capture(tui: &Tui, name: &str) {
+    if let Some(dir) = std::env::var_os("CODEX_HOTSWAP_CAPTURE_DIR") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        tui.save_raw(&dir.join(format!("{name}.raw"))).unwrap();
+    }
+}
+
+/// Submits `prompt` and waits for the turn carrying it to reach the mock.
+#[track_caller]
+fn submit_turn(s: &Setup, tui: &Tui, prompt: &str) -> RequestRecord {
+    tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+    tui.submit(prompt);
+    s.mock
+        .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
+        .unwrap_or_else(|| panic!("no turn with {prompt:?} reached the mock; screen:\n{}", tui.screen()))
+}
+
+#[test]
+fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
+    let s = Setup::new();
+    let one = FakeAccount::new("one", "plus");
+    let two = FakeAccount::new("two", "plus");
+    let (home1, home2) = (s.home(&one), s.home(&two));
+    s.mock.set_behaviour(&one.account_id, Behaviour::Answer("Hello from account one".into()));
+    let resets_at = chrono::Utc::now().timestamp() + 3 * 3600;
+    s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("plus", resets_at));
+
+    let tui = s.tui(&home1);
+    let turn = submit_turn(&s, &tui, "first question");
+    tui.wait_for_text("Hello from account one", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(turn.account_id.as_deref(), Some("acct-one"));
+    assert_eq!(turn.bearer, Some(tokens_in(&home1).access_token), "account one's access token");
+    assert_eq!(turn.status, 200);
+    assert!(turn.session_id.is_some() && turn.thread_id.is_some(), "{turn:?}");
+    assert!(!tui.screen_has("usage limit"), "{}", tui.screen());
+    maybe_capture(&tui, "tui-answer");
+    drop(tui);
+
+    let tui = s.tui(&home2);
+    let turn = submit_turn(&s, &tui, "second question");
+    tui.wait_for_text(LIMIT_PLUS, WAIT).unwrap_or_else(|e| panic!("{e}"));
+    tui.wait_for_text("■ You’ve hit your usage limit", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(turn.account_id.as_deref(), Some("acct-two"));
+    assert_eq!(turn.bearer, Some(tokens_in(&home2).access_token), "account two's access token");
+    assert_eq!(turn.status, 429);
+    assert!(!tui.screen_has("Hello from account one"), "a new session shows no old answer");
+    maybe_capture(&tui, "tui-usage-limit-plus");
+
+    // Every turn went to the account of the CODEX_HOME it came from.
+    for r in s.mock.requests().iter().filter(|r| r.is_turn() || r.is_title()) {
+        let home = if r.account_id.as_deref() == Some("acct-one") { &home1 } else { &home2 };
+        assert_eq!(r.bearer, Some(tokens_in(home).access_token), "{r:?}");
+    }
+}
+
+#[test]
+fn exec_answers_and_reports_the_usage_limit() {
+    let s = Setup::new();
+    let one = FakeAccount::new("one", "pro");
+    let two = FakeAccount::new("two", "free");
+    let (home1, home2) = (s.home(&one), s.home(&two));
+    s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("free", chrono::Utc::now().timestamp() + 600));
+
+    let ok = s.exec(&home1, "exec question").ok();
+    assert!(ok.stdout.contains("mock answer 1"), "{ok:?}");
+    let limited = s.exec(&home2, "exec question two").code(1);
+    assert!(
+        limited.stderr.contains("ERROR: You’ve hit your usage limit. Upgrade to Plus to continue using Codex"),
+        "{limited:?}"
+    );
+    let turns = s.mock.turns();
+    let accounts: Vec<_> = turns.iter().map(|r| (r.account_id.as_deref().unwrap_or("-"), r.status)).collect();
+    assert_eq!(accounts, [("acct-one", 200), ("acct-two", 429)]);
+}
+
+#[test]
+fn exec_refreshes_an_expiring_access_token_and_writes_the_new_tokens_back() {
+    let s = Setup::new();
+    let acct = FakeAccount::new("soon", "plus").expiring_in(60);
+    let home = s.home(&acct);
+    let before = tokens_in(&home);
+    let stale_copy = std::fs::read_to_string(home.join("auth.json")).unwrap();
+
+    let ok = s.exec(&home, "refresh please").ok();
+    assert!(ok.stdout.contains("mock answer"), "{ok:?}");
+    let refreshes: Vec<_> = s.mock.requests().into_iter().filter(RequestRecord::is_refresh).collect();
+    assert_eq!(refreshes.len(), 1, "{refreshes:?}");
+    assert_eq!(refreshes[0].json()["refresh_token"], before.refresh_token.as_str());
+    assert_eq!(refreshes[0].status, 200);
+    let after = tokens_in(&home);
+    assert_ne!(after.refresh_token, before.refresh_token);
+    assert_eq!(Some(after.refresh_token.clone()), s.mock.current_refresh_token("acct-soon"));
+    let turn = s.mock.turns().pop().expect("a turn");
+    assert_eq!(turn.bearer, Some(after.access_token), "the turn used the refreshed access token");
+
+    // A stale copy of auth.json holds a consumed refresh token: the mock refuses it like the real one.
+    std::fs::write(home.join("auth.json"), stale_copy).unwrap();
+    let from = s.mock.requests().len();
+    let failed = s.exec(&home, "with a stale copy");
+    let reused = s
+        .mock
+        .wait_for_from(from, RequestRecord::is_refresh, Duration::ZERO)
+        .expect("codex tried to refresh the stale token");
+    assert_eq!(reused.status, 401);
+    assert_eq!(reused.json()["refresh_token"], before.refresh_token.as_str());
+    // Codex says so on stderr and goes on with the cached access token while it is still valid.
+    assert!(failed.stderr.contains("refresh token was already used"), "{failed:?}");
+}
