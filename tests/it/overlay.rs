@@ -490,3 +490,274 @@ fn help_describes_every_command() {
     assert!(r.stdout.contains("--owner-pid") && r.stdout.contains("--codex-version"), "{}", r.stdout);
     t.run("hs-overlay", &["create"]).code(2);
 }
+
+/// With the real codex 0.169.0 against the mock backend (the "done when" 1–3).
+mod real_codex {
+    use super::names_in;
+    use crate::support::auth::{read_tokens, FakeAccount, Tokens};
+    use crate::support::env::{Run, TestEnv};
+    use crate::support::mock::{MockBackend, RequestRecord};
+    use crate::support::tui::{codex_command, Tui};
+    use serde_json::Value;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    const WAIT: Duration = Duration::from_secs(60);
+    /// The composer placeholder: the TUI is ready for a prompt.
+    const READY: &str = "Ask Codex to do anything";
+
+    /// A sealed HOME whose shared store (`~/.codex`) points codex at the mock, with the given
+    /// accounts registered by hs-vault and logged in (in their vaults) with tokens the mock issued.
+    struct World {
+        env: TestEnv,
+        mock: MockBackend,
+        work: PathBuf,
+    }
+
+    impl World {
+        fn new(accounts: &[&FakeAccount]) -> World {
+            let env = TestEnv::new();
+            let mock = MockBackend::start(&env.root().join("mock"));
+            let work = env.root().join("work");
+            fs::create_dir_all(&work).unwrap();
+            mock.write_codex_config(&env.home.join(".codex"), &[&work]);
+            for a in accounts {
+                env.run("hs-vault", &["add", name(a)]).ok();
+                mock.login(&env.home.join(format!(".codex-{}", name(a))), a);
+            }
+            World { env, mock, work }
+        }
+
+        fn shared(&self) -> PathBuf {
+            self.env.home.join(".codex")
+        }
+
+        fn vault_auth(&self, a: &FakeAccount) -> PathBuf {
+            self.env.home.join(format!(".codex-{}/auth.json", name(a)))
+        }
+
+        fn tokens(&self, a: &FakeAccount) -> Tokens {
+            read_tokens(&fs::read_to_string(self.vault_auth(a)).unwrap()).expect("vault auth.json holds tokens")
+        }
+
+        /// `hs-overlay create` for `a`, owned by the test process: `(id, path)`.
+        fn overlay(&self, a: &FakeAccount) -> (String, PathBuf) {
+            let me = std::process::id().to_string();
+            let v: Value = self.env.run("hs-overlay", &["create", "--account", name(a), "--owner-pid", &me]).ok().json();
+            (v["id"].as_str().unwrap().to_string(), PathBuf::from(v["path"].as_str().unwrap()))
+        }
+
+        /// `hs-overlay destroy`, once no process runs in the overlay any more.
+        fn destroy(&self, id: &str) -> Value {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let list = self.env.run("hs-overlay", &["list", "--json"]).ok().json_lines();
+                let busy = list.iter().any(|i| i["id"] == id && i["in_use_by"] != serde_json::json!([]));
+                if !busy || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            self.env.run("hs-overlay", &["destroy", id]).ok().json()
+        }
+
+        fn exec(&self, home: &Path, args: &[&str]) -> Run {
+            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+            cmd.args(["exec", "--skip-git-repo-check"]).args(args);
+            Run::from(cmd.output().expect("run codex exec"))
+        }
+
+        fn tui(&self, home: &Path) -> Tui {
+            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+            cmd.arg("--no-daemon");
+            Tui::spawn(cmd, 30, 100)
+        }
+    }
+
+    fn name(a: &FakeAccount) -> &str {
+        a.account_id.trim_start_matches("acct-")
+    }
+
+    /// The `session id: <uuid>` that `codex exec` prints on stderr.
+    fn session_id(r: &Run) -> String {
+        r.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("session id: "))
+            .unwrap_or_else(|| panic!("no session id in {r:?}"))
+            .trim()
+            .to_string()
+    }
+
+    /// Regular files under `dir` (links not followed, the mock's own folder skipped) that contain
+    /// `needle`.
+    fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                let (p, ft) = (e.path(), e.file_type().unwrap());
+                if ft.is_dir() && e.file_name() != "mock" {
+                    stack.push(p);
+                } else if ft.is_file() && fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(p);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Waits (bounded) until `path` contains `text`.
+    fn wait_for_file_text(path: &Path, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = fs::read_to_string(path).unwrap_or_default();
+            if now.contains(text) || Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_refresh_in_an_overlay_lands_in_the_vault_only() {
+        let acct = FakeAccount::new("soon", "plus").expiring_in(60);
+        let w = World::new(&[&acct]);
+        let before = w.tokens(&acct);
+        let (id, ov) = w.overlay(&acct);
+
+        let r = w.exec(&ov, &["refresh please"]).ok();
+        assert!(r.stdout.contains("mock answer"), "{r:?}");
+        let refreshes: Vec<RequestRecord> = w.mock.requests().into_iter().filter(RequestRecord::is_refresh).collect();
+        assert_eq!(refreshes.len(), 1, "{refreshes:?}");
+        assert_eq!(refreshes[0].json()["refresh_token"], before.refresh_token.as_str());
+        assert_eq!(refreshes[0].status, 200);
+
+        // the new tokens are in the vault, the overlay's auth.json is still the link to it
+        let after = w.tokens(&acct);
+        assert_ne!(after.refresh_token, before.refresh_token);
+        assert_eq!(Some(after.refresh_token.clone()), w.mock.current_refresh_token(&acct.account_id));
+        assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), w.vault_auth(&acct));
+        assert_eq!(w.mock.turns().pop().unwrap().bearer, Some(after.access_token.clone()));
+        // and nowhere else: not in the overlay, the shared store, or a temp file beside the vault
+        let vault_file = w.vault_auth(&acct).canonicalize().unwrap();
+        let root = w.env.root().canonicalize().unwrap();
+        for token in [&after.refresh_token, &after.access_token] {
+            assert_eq!(files_containing(&root, token), vec![vault_file.clone()]);
+        }
+        assert_eq!(names_in(w.vault_auth(&acct).parent().unwrap()), vec!["auth.json", "auth.json.lock"]);
+
+        // a second session of the account, in another overlay, goes on from the new tokens
+        let (id2, ov2) = w.overlay(&acct);
+        w.exec(&ov2, &["second session"]).ok();
+        assert!(w.mock.requests().iter().filter(|r| r.is_refresh()).all(|r| r.status == 200));
+        assert_eq!(w.mock.turns().pop().unwrap().bearer, Some(w.tokens(&acct).access_token));
+
+        for id in [id, id2] {
+            let d = w.destroy(&id);
+            assert_eq!(d["leftovers"], serde_json::json!([]), "{d}");
+        }
+        assert_eq!(w.tokens(&acct).refresh_token, w.mock.current_refresh_token(&acct.account_id).unwrap());
+        assert!(names_in(&w.env.state_dir().join("runtime")).is_empty());
+    }
+
+    #[test]
+    fn two_overlays_on_two_accounts_at_once() {
+        let (one, two) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "pro"));
+        let w = World::new(&[&one, &two]);
+        let (id1, ov1) = w.overlay(&one);
+        let (id2, ov2) = w.overlay(&two);
+        let (tui1, tui2) = (w.tui(&ov1), w.tui(&ov2));
+        for t in [&tui1, &tui2] {
+            t.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // both sessions run while each sends a turn
+        tui1.submit("question from overlay one");
+        tui2.submit("question from overlay two");
+        for (prompt, acct) in [("question from overlay one", &one), ("question from overlay two", &two)] {
+            let turn = w
+                .mock
+                .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
+                .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}\n{}", tui1.screen(), tui2.screen()));
+            assert_eq!(turn.account_id.as_deref(), Some(acct.account_id.as_str()), "{prompt}");
+            assert_eq!(turn.bearer, Some(w.tokens(acct).access_token), "{prompt}");
+            assert_eq!(turn.status, 200);
+        }
+        tui1.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui2.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // every request (turns, titles, account checks) carried the account of its overlay
+        for r in w.mock.requests().iter().filter(|r| r.bearer.is_some()) {
+            let acct = if r.account_id.as_deref() == Some("acct-one") { &one } else { &two };
+            assert_eq!(r.bearer, Some(w.tokens(acct).access_token), "{r:?}");
+        }
+        // the TUI prompts went to the one shared history
+        let history = wait_for_file_text(&w.shared().join("history.jsonl"), "question from overlay two");
+        assert!(history.contains("question from overlay one") && history.contains("question from overlay two"), "{history}");
+        drop((tui1, tui2));
+        for (id, ov) in [(id1, ov1), (id2, ov2)] {
+            assert!(fs::symlink_metadata(ov.join("history.jsonl")).unwrap().file_type().is_symlink());
+            let d = w.destroy(&id);
+            assert_eq!(d["leftovers"], serde_json::json!([]), "{d}");
+        }
+    }
+
+    #[test]
+    fn sessions_resume_across_overlays_and_the_plain_home() {
+        let (one, two, plain) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "plus"), FakeAccount::new("plain", "plus"));
+        let w = World::new(&[&one, &two]);
+        // the plain ~/.codex has its own login
+        w.mock.login(&w.shared(), &plain);
+
+        // an overlay session, then the overlay is gone (as after hs-run): resumed in ~/.codex
+        let (id1, ov1) = w.overlay(&one);
+        let first = w.exec(&ov1, &["started in an overlay"]).ok();
+        let sid = session_id(&first);
+        let d = w.destroy(&id1);
+        assert_eq!(d["leftovers"], serde_json::json!([]), "{d}");
+        assert!(d["threads_repaired"].as_u64().unwrap() >= 1, "{d}");
+        let r = w.exec(&w.shared(), &["resume", &sid, "continued in the plain home"]).ok();
+        assert_eq!(session_id(&r), sid);
+        let turn = w.mock.turns().pop().unwrap();
+        assert!(turn.body.contains("continued in the plain home") && turn.body.contains("started in an overlay"));
+        assert_eq!(turn.account_id.as_deref(), Some("acct-plain"));
+        assert_eq!(turn.session_id.as_deref(), Some(sid.as_str()));
+
+        // the reverse: a plain-home session resumed in an overlay of another account
+        let second = w.exec(&w.shared(), &["started in the plain home"]).ok();
+        let sid2 = session_id(&second);
+        let (id2, ov2) = w.overlay(&two);
+        let r = w.exec(&ov2, &["resume", &sid2, "continued in an overlay"]).ok();
+        assert_eq!(session_id(&r), sid2);
+        let turn = w.mock.turns().pop().unwrap();
+        assert!(turn.body.contains("continued in an overlay") && turn.body.contains("started in the plain home"));
+        assert_eq!(turn.account_id.as_deref(), Some("acct-two"));
+        // whatever path codex recorded for the thread meanwhile, it still resumes at home
+        let d = w.destroy(&id2);
+        assert_eq!(d["leftovers"], serde_json::json!([]), "{d}");
+        let r = w.exec(&w.shared(), &["resume", &sid2, "back in the plain home"]).ok();
+        assert_eq!(session_id(&r), sid2);
+
+        // one session store: both rollouts live in the shared store, nothing left to repair
+        let rollouts = files_named_with(&w.shared().join("sessions"), &[&sid, &sid2]);
+        assert_eq!(rollouts, 2);
+        let doctor = w.env.run("hs-overlay", &["doctor", "--json"]).ok().json_lines();
+        assert!(doctor.iter().all(|c| c["ok"] == true), "{doctor:?}");
+    }
+
+    /// How many of `ids` have a rollout file under `dir`.
+    fn files_named_with(dir: &Path, ids: &[&str]) -> usize {
+        let mut names = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    names.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        ids.iter().filter(|id| names.iter().any(|n| n.contains(**id))).count()
+    }
+}

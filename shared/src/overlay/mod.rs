@@ -176,6 +176,9 @@ pub struct DestroyReport {
     pub removed: Vec<String>,
     /// Links (to the shared store and the vault) removed as links.
     pub links_removed: usize,
+    /// Files equal to the shared store's file of the same name, removed (nothing lost).
+    #[serde(default)]
+    pub identical: Vec<String>,
     /// Entries that could not go to the shared store, and where they are now.
     pub leftovers: Vec<LeftoverLine>,
     /// Rows of codex's thread index moved from the overlay's paths to the shared store's.
@@ -409,11 +412,12 @@ fn destroy_locked(setup: &Setup, root: &Root, id: &str) -> Result<DestroyReport>
             meta::write(&dir, &m)?;
         }
     }
-    let Dismantled { moved, removed, links_removed, leftovers } =
+    let Dismantled { moved, removed, links_removed, identical, leftovers } =
         teardown::dismantle(&root.real, &dir, shared.as_deref(), &setup.leftovers_dir(id))?;
     report.moved = moved;
     report.removed = removed;
     report.links_removed = links_removed;
+    report.identical = identical;
     report.leftovers = leftovers.into_iter().map(LeftoverLine::from).collect();
 
     let prefixes = [root.lexical.join(id), dir.clone()];

@@ -33,6 +33,9 @@ pub struct Dismantled {
     pub removed: Vec<String>,
     /// Links to the shared store and the vault that were removed (as links).
     pub links_removed: usize,
+    /// Files byte-for-byte equal to the shared store's file of the same name, removed (e.g. the
+    /// `.sandbox_migration` marker two overlays both wrote).
+    pub identical: Vec<String>,
     pub leftovers: Vec<Leftover>,
 }
 
@@ -102,8 +105,15 @@ impl Mover<'_> {
         let group: Vec<&Path> = std::iter::once(rel).chain(extra.iter().map(PathBuf::as_path)).collect();
         let taken = group.iter().any(|r| shared.join(r).symlink_metadata().is_ok());
         if taken {
-            if extra.is_empty() && is_real_dir(&self.overlay.join(rel)) && is_real_dir(&shared.join(rel)) {
+            let (src, dst) = (self.overlay.join(rel), shared.join(rel));
+            if extra.is_empty() && is_real_dir(&src) && is_real_dir(&dst) {
                 return self.merge_dir(shared, rel);
+            }
+            if extra.is_empty() && same_file_content(&src, &dst)? {
+                ensure_inside(self.root, &src)?;
+                std::fs::remove_file(&src).with_context(|| format!("cannot remove {}", src.display()))?;
+                self.out.identical.push(rel_string(rel));
+                return Ok(());
             }
             for r in group {
                 self.leave(r, "already in the shared store")?;
@@ -153,6 +163,16 @@ impl Mover<'_> {
         self.out.leftovers.push(Leftover { entry: rel_string(rel), kept_at, reason: reason.to_string() });
         Ok(())
     }
+}
+
+/// True when both are regular files (not links) with the same bytes.
+fn same_file_content(a: &Path, b: &Path) -> Result<bool> {
+    let regular = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if !regular(a) || !regular(b) {
+        return Ok(false);
+    }
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    Ok(read(a)? == read(b)?)
 }
 
 /// Entries of `dir` by name, each SQLite database with its sidecars (`-wal`, `-shm`,
@@ -283,6 +303,8 @@ mod tests {
         let t = setup();
         std::os::unix::fs::symlink(t.vault.join("auth.json"), t.ov.join("auth.json")).unwrap();
         fs::write(t.ov.join("installation_id"), "new").unwrap();
+        fs::write(t.ov.join(".sandbox_migration"), "v2\n").unwrap();
+        fs::write(t.shared.join(".sandbox_migration"), "v2\n").unwrap();
         fs::write(t.ov.join("config.toml"), "overlay's").unwrap();
         fs::write(t.shared.join("config.toml"), "shared's").unwrap();
         fs::create_dir_all(t.ov.join("plugins/a")).unwrap();
@@ -302,6 +324,7 @@ mod tests {
         let out = dismantle(&t.root, &t.ov, Some(&t.shared), &t.left).unwrap();
         assert_eq!(out.links_removed, 1);
         assert_eq!(out.removed, vec!["auth.lock", "tmp"]);
+        assert_eq!(out.identical, vec![".sandbox_migration"]);
         assert_eq!(out.moved, vec!["installation_id", "new_1.sqlite", "new_1.sqlite-wal", "plugins/a"]);
         let left: Vec<&str> = out.leftovers.iter().map(|l| l.entry.as_str()).collect();
         assert_eq!(left, vec!["config.toml", "old_1.sqlite", "old_1.sqlite-wal", "plugins/same"]);
