@@ -745,6 +745,55 @@ mod real_codex {
         assert!(doctor.iter().all(|c| c["ok"] == true), "{doctor:?}");
     }
 
+    /// Runs a TUI session in `home`, sends `prompt`, waits for the answer; returns the session id.
+    fn tui_session(w: &World, home: &Path, prompt: &str) -> String {
+        let tui = w.tui(home);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit(prompt);
+        let turn = w
+            .mock
+            .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
+            .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}", tui.screen()));
+        tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        turn.session_id.expect("a session-id header")
+    }
+
+    /// Opens the `codex resume` picker in `home`, waits for `preview` in the list, picks it and
+    /// sends `prompt`: the turn must continue `session`.
+    fn resume_with_picker(w: &World, home: &Path, preview: &str, session: &str, prompt: &str) {
+        let mut cmd = codex_command(&w.env, &w.mock, home, &w.work);
+        cmd.args(["--no-daemon", "resume"]);
+        let tui = Tui::spawn(cmd, 30, 120);
+        tui.wait_for_text(preview, WAIT).unwrap_or_else(|e| panic!("{e}\n{}", tui.screen()));
+        tui.send(b"\r");
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}\n{}", tui.screen()));
+        tui.submit(prompt);
+        let turn = w
+            .mock
+            .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
+            .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}", tui.screen()));
+        assert_eq!(turn.session_id.as_deref(), Some(session), "the picked session continues");
+        assert!(turn.body.contains(preview), "the old conversation is part of the turn");
+    }
+
+    #[test]
+    fn the_resume_picker_sees_sessions_of_overlays_and_of_the_plain_home() {
+        let one = FakeAccount::new("one", "plus");
+        let w = World::new(&[&one]);
+        // the plain ~/.codex uses the same account, through a link to its vault (hs-vault import)
+        std::os::unix::fs::symlink(w.vault_auth(&one), w.shared().join("auth.json")).unwrap();
+
+        let (id, ov) = w.overlay(&one);
+        let sid = tui_session(&w, &ov, "typed in the overlay tui");
+        w.destroy(&id);
+        resume_with_picker(&w, &w.shared(), "typed in the overlay tui", &sid, "picked at home");
+
+        let sid2 = tui_session(&w, &w.shared(), "typed in the plain tui");
+        let (id2, ov2) = w.overlay(&one);
+        resume_with_picker(&w, &ov2, "typed in the plain tui", &sid2, "picked in an overlay");
+        w.destroy(&id2);
+    }
+
     /// How many of `ids` have a rollout file under `dir`.
     fn files_named_with(dir: &Path, ids: &[&str]) -> usize {
         let mut names = Vec::new();
