@@ -568,6 +568,14 @@ mod real_codex {
             Run::from(cmd.output().expect("run codex exec"))
         }
 
+        /// The turn that carries `prompt` (waiting for it); the screens of `tuis` if none comes.
+        fn turn_with(&self, prompt: &str, tuis: &[&Tui]) -> RequestRecord {
+            self.mock.wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT).unwrap_or_else(|| {
+                let screens: Vec<String> = tuis.iter().map(|t| t.screen()).collect();
+                panic!("no turn for {prompt:?}\n{}", screens.join("\n"))
+            })
+        }
+
         fn tui(&self, home: &Path) -> Tui {
             let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
             cmd.arg("--no-daemon");
@@ -676,10 +684,7 @@ mod real_codex {
         tui1.submit("question from overlay one");
         tui2.submit("question from overlay two");
         for (prompt, acct) in [("question from overlay one", &one), ("question from overlay two", &two)] {
-            let turn = w
-                .mock
-                .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
-                .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}\n{}", tui1.screen(), tui2.screen()));
+            let turn = w.turn_with(prompt, &[&tui1, &tui2]);
             assert_eq!(turn.account_id.as_deref(), Some(acct.account_id.as_str()), "{prompt}");
             assert_eq!(turn.bearer, Some(w.tokens(acct).access_token), "{prompt}");
             assert_eq!(turn.status, 200);
@@ -750,10 +755,7 @@ mod real_codex {
         let tui = w.tui(home);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit(prompt);
-        let turn = w
-            .mock
-            .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
-            .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}", tui.screen()));
+        let turn = w.turn_with(prompt, &[&tui]);
         tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
         turn.session_id.expect("a session-id header")
     }
@@ -768,10 +770,7 @@ mod real_codex {
         tui.send(b"\r");
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}\n{}", tui.screen()));
         tui.submit(prompt);
-        let turn = w
-            .mock
-            .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
-            .unwrap_or_else(|| panic!("no turn for {prompt:?}\n{}", tui.screen()));
+        let turn = w.turn_with(prompt, &[&tui]);
         assert_eq!(turn.session_id.as_deref(), Some(session), "the picked session continues");
         assert!(turn.body.contains(preview), "the old conversation is part of the turn");
     }
