@@ -139,7 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     cli::print_json(&Report::OverlayInfo(i))?;
                 }
             } else {
-                let mut rows = vec![["ID", "ACCOUNT", "OWNER", "ALIVE", "AGE", "STATE", "PATH"].map(String::from).to_vec()];
+                let mut rows =
+                    vec![["ID", "ACCOUNT", "OWNER", "ALIVE", "AGE", "STATE", "PATH"].map(String::from).to_vec()];
                 for i in all {
                     rows.push(vec![
                         i.id,

@@ -19,7 +19,8 @@ fn env_with(accounts: &[(&str, bool)]) -> TestEnv {
         t.run("hs-vault", &["add", name]).ok();
         if *logged_in {
             let auth = t.home.join(format!(".codex-{name}/auth.json"));
-            fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{i}"), 4_000_000_000)).unwrap();
+            fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{i}"), 4_000_000_000))
+                .unwrap();
             fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
@@ -89,7 +90,9 @@ fn set_meta(overlay: &Path, f: impl FnOnce(&mut Value)) {
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect()).unwrap_or_default();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -121,7 +124,17 @@ fn create_links_the_shared_store_and_the_vault() {
     assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
     // shared entries linked, folders pre-created, files codex will create linked before they exist
     let real = sh.canonicalize().unwrap();
-    for name in ["config.toml", "AGENTS.md", "sessions", "archived_sessions", "log", "shell_snapshots", "skills", "thread-writer-locks", ".tmp"] {
+    for name in [
+        "config.toml",
+        "AGENTS.md",
+        "sessions",
+        "archived_sessions",
+        "log",
+        "shell_snapshots",
+        "skills",
+        "thread-writer-locks",
+        ".tmp",
+    ] {
         assert_eq!(fs::read_link(ov.join(name)).unwrap(), real.join(name), "{name}");
         assert!(ov.join(name).exists(), "{name}");
     }
@@ -180,8 +193,11 @@ fn create_refuses_bad_accounts_and_registries() {
     // nothing was created by the failures
     assert!(names_in(&runtime(&t)).is_empty(), "{:?}", names_in(&runtime(&t)));
     // and the config's shared store is used when set
-    fs::write(t.config_dir().join("config.json"), format!("{{\"version\":1,\"shared_home\":\"{}\"}}", t.home.join("store").display()))
-        .unwrap();
+    fs::write(
+        t.config_dir().join("config.json"),
+        format!("{{\"version\":1,\"shared_home\":\"{}\"}}", t.home.join("store").display()),
+    )
+    .unwrap();
     let v = create(&t, "acc1", std::process::id());
     assert_eq!(PathBuf::from(v["shared"].as_str().unwrap()), t.home.join("store").canonicalize().unwrap());
     assert!(t.home.join("store/sessions").is_dir());
@@ -363,7 +379,12 @@ fn gc_follows_the_owner_pid_and_its_start_time() {
     assert_eq!(summary["kept"], 1);
     let mut ids: Vec<&str> = destroyed.iter().map(|d| d["id"].as_str().unwrap()).collect();
     ids.sort();
-    let mut want = vec![gone["id"].as_str().unwrap(), fake["id"].as_str().unwrap(), half["id"].as_str().unwrap(), "20260101-000000-crash1"];
+    let mut want = vec![
+        gone["id"].as_str().unwrap(),
+        fake["id"].as_str().unwrap(),
+        half["id"].as_str().unwrap(),
+        "20260101-000000-crash1",
+    ];
     want.sort();
     assert_eq!(ids, want);
     assert_eq!(names_in(&runtime(&t)), vec![keep["id"].as_str().unwrap().to_string()]);
@@ -427,6 +448,58 @@ fn a_destroy_cut_short_is_finished_by_gc() {
     set_meta(&path_of(&v), |m| m["state"] = "creating".into());
     let e = one_line_error(&t.run("hs-overlay", &["swap", v["id"].as_str().unwrap(), "--account", "acc1"])).to_string();
     assert!(e.contains("is creating") && e.contains("gc"), "{e}");
+}
+
+/// Starts `hs-overlay args…` and SIGKILLs it after `delay` (it may have finished by then).
+fn killed_after(t: &TestEnv, args: &[&str], delay: std::time::Duration) {
+    let mut child = t
+        .cmd("hs-overlay")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
+#[test]
+fn kill_9_at_any_moment_leaves_the_vault_intact_and_gc_finishes_the_job() {
+    let t = env_with(&[("acc1", true)]);
+    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let me = std::process::id().to_string();
+    let root = runtime(&t);
+    // Whenever the kill lands (before, during or after the work), the same must hold afterwards.
+    for i in 0..24u64 {
+        let delay = std::time::Duration::from_micros(i * 400);
+        killed_after(&t, &["create", "--account", "acc1", "--owner-pid", &me], delay);
+        // something codex made in every overlay there is, then a destroy that may be cut short
+        for id in names_in(&root) {
+            let marker = root.join(&id).join(format!("made-in-{id}"));
+            if root.join(&id).join(".hs-overlay.json").exists() && !marker.exists() {
+                fs::write(&marker, "x").unwrap();
+            }
+        }
+        if let Some(id) = names_in(&root).first() {
+            killed_after(&t, &["destroy", id], delay);
+        }
+    }
+    t.run("hs-overlay", &["gc", "--json"]).ok();
+    // what is left is complete, and destroys cleanly
+    for i in t.run("hs-overlay", &["list", "--json"]).ok().json_lines() {
+        assert_eq!(i["state"], "ready", "{i}");
+        let ov = PathBuf::from(i["path"].as_str().unwrap());
+        assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+        t.run("hs-overlay", &["destroy", i["id"].as_str().unwrap()]).ok();
+    }
+    assert!(names_in(&root).is_empty(), "{:?}", names_in(&root));
+    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    assert_eq!(names_in(&t.home.join(".codex-acc1")), vec!["auth.json"]);
+    assert!(!t.state_dir().join("leftovers").exists(), "{:?}", names_in(&t.state_dir().join("leftovers")));
+    // every file codex made reached the shared store exactly once
+    let made: Vec<String> = names_in(&shared(&t)).into_iter().filter(|n| n.starts_with("made-in-")).collect();
+    assert!(!made.is_empty());
 }
 
 #[test]
@@ -544,7 +617,8 @@ mod real_codex {
         /// `hs-overlay create` for `a`, owned by the test process: `(id, path)`.
         fn overlay(&self, a: &FakeAccount) -> (String, PathBuf) {
             let me = std::process::id().to_string();
-            let v: Value = self.env.run("hs-overlay", &["create", "--account", name(a), "--owner-pid", &me]).ok().json();
+            let v: Value =
+                self.env.run("hs-overlay", &["create", "--account", name(a), "--owner-pid", &me]).ok().json();
             (v["id"].as_str().unwrap().to_string(), PathBuf::from(v["path"].as_str().unwrap()))
         }
 
@@ -698,7 +772,10 @@ mod real_codex {
         }
         // the TUI prompts went to the one shared history
         let history = wait_for_file_text(&w.shared().join("history.jsonl"), "question from overlay two");
-        assert!(history.contains("question from overlay one") && history.contains("question from overlay two"), "{history}");
+        assert!(
+            history.contains("question from overlay one") && history.contains("question from overlay two"),
+            "{history}"
+        );
         drop((tui1, tui2));
         for (id, ov) in [(id1, ov1), (id2, ov2)] {
             assert!(fs::symlink_metadata(ov.join("history.jsonl")).unwrap().file_type().is_symlink());
@@ -709,7 +786,8 @@ mod real_codex {
 
     #[test]
     fn sessions_resume_across_overlays_and_the_plain_home() {
-        let (one, two, plain) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "plus"), FakeAccount::new("plain", "plus"));
+        let (one, two, plain) =
+            (FakeAccount::new("one", "plus"), FakeAccount::new("two", "plus"), FakeAccount::new("plain", "plus"));
         let w = World::new(&[&one, &two]);
         // the plain ~/.codex has its own login
         w.mock.login(&w.shared(), &plain);

@@ -19,9 +19,11 @@ pub fn state_dbs(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .filter(|e| {
-            e.file_name().to_str().and_then(|n| n.strip_prefix("state_")).and_then(|n| n.strip_suffix(".sqlite")).is_some_and(
-                |n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
-            )
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("state_"))
+                .and_then(|n| n.strip_suffix(".sqlite"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(|e| e.path())
         .filter(|p| p.is_file())
@@ -141,7 +143,10 @@ mod tests {
     }
 
     fn path_of(db: &Path, id: &str) -> String {
-        Connection::open(db).unwrap().query_row("SELECT rollout_path FROM threads WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT rollout_path FROM threads WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
     }
 
     #[test]

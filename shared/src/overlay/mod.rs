@@ -268,7 +268,10 @@ pub fn create(setup: &Setup, opts: &CreateOptions) -> Result<OverlayEvent> {
     let account = account_with_auth(&setup.paths, &opts.account)?;
     let owner = procs::stamp(opts.owner_pid).context("--owner-pid")?;
     if setup.shared.starts_with(setup.paths.runtime_root()) {
-        bail!("the shared store {} lies inside the runtime root: fix shared_home in the config", setup.shared.display());
+        bail!(
+            "the shared store {} lies inside the runtime root: fix shared_home in the config",
+            setup.shared.display()
+        );
     }
     layout::prepare_shared(&setup.shared)?;
     let shared = setup.shared.canonicalize().with_context(|| format!("cannot resolve {}", setup.shared.display()))?;
@@ -314,7 +317,9 @@ pub fn create(setup: &Setup, opts: &CreateOptions) -> Result<OverlayEvent> {
 /// Resolves `ID|PATH` to an overlay id. A path must name an entry directly inside the runtime
 /// root (compared after resolving links in the root's own path).
 fn resolve(root: &Root, target: &str) -> Result<String> {
-    let refuse = || anyhow::anyhow!("refusing {target}: not an overlay directly inside the runtime root {}", root.lexical.display());
+    let refuse = || {
+        anyhow::anyhow!("refusing {target}: not an overlay directly inside the runtime root {}", root.lexical.display())
+    };
     let id = if target.contains('/') {
         let p = Path::new(target);
         let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).ok_or_else(refuse)?;
@@ -536,14 +541,22 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
     // The shared store.
     let shared = &setup.shared;
     match std::fs::metadata(shared) {
-        Err(_) => check("shared_store", true, format!("{} does not exist yet (created by the first overlay)", shared.display())),
+        Err(_) => check(
+            "shared_store",
+            true,
+            format!("{} does not exist yet (created by the first overlay)", shared.display()),
+        ),
         Ok(m) if !m.is_dir() => check("shared_store", false, format!("{} is not a folder", shared.display())),
         Ok(m) => {
             let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777;
             check(
                 "shared_store_mode",
                 mode & 0o022 == 0,
-                format!("{} has mode {mode:o}{}", shared.display(), if mode & 0o022 == 0 { "" } else { ": writable by others" }),
+                format!(
+                    "{} has mode {mode:o}{}",
+                    shared.display(),
+                    if mode & 0o022 == 0 { "" } else { ": writable by others" }
+                ),
             );
             let missing: Vec<&str> = layout::SHARED_DIRS
                 .iter()
@@ -556,14 +569,21 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                 if missing.is_empty() {
                     "all present".into()
                 } else {
-                    format!("not there yet (created by the next overlay unless something else has the name): {}", missing.join(", "))
+                    format!(
+                        "not there yet (created by the next overlay unless something else has the name): {}",
+                        missing.join(", ")
+                    )
                 },
             );
             let dangling = dangling_links(shared);
             check(
                 "shared_links",
                 dangling.is_empty(),
-                if dangling.is_empty() { "no dangling links".into() } else { format!("dangling links: {}", dangling.join(", ")) },
+                if dangling.is_empty() {
+                    "no dangling links".into()
+                } else {
+                    format!("dangling links: {}", dangling.join(", "))
+                },
             );
         }
     }
@@ -574,7 +594,11 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
         Ok(None) => check("runtime_root", true, format!("{} does not exist yet", setup.paths.runtime_root().display())),
         Ok(Some(root)) => {
             let mode = fsutil::mode_of(&root.real)?;
-            check("runtime_root_mode", mode == 0o700, format!("{} has mode {mode:o} (want 700)", root.lexical.display()));
+            check(
+                "runtime_root_mode",
+                mode == 0o700,
+                format!("{} has mode {mode:o} (want 700)", root.lexical.display()),
+            );
             let now = Utc::now();
             for id in root.overlays()? {
                 let i = info(&root, &id, now);
@@ -587,7 +611,8 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                     problems.push(format!("state {}", i.state));
                 }
                 if i.problem.is_none() && !i.alive && i.in_use_by.is_empty() {
-                    problems.push(format!("owner pid {} is gone: stale, run 'hs-overlay gc'", i.owner_pid.unwrap_or(0)));
+                    problems
+                        .push(format!("owner pid {} is gone: stale, run 'hs-overlay gc'", i.owner_pid.unwrap_or(0)));
                 }
                 if teardown::is_overlay_dir(&root.real, &dir) {
                     let auth = dir.join(layout::AUTH_FILE);
@@ -597,17 +622,27 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                     if let Ok(Some(m)) = meta::read(&dir) {
                         let want = m.vault.join(layout::AUTH_FILE);
                         if std::fs::read_link(&auth).ok().as_deref() != Some(want.as_path()) {
-                            problems.push(format!("auth.json is not the link to {} that the metadata says", want.display()));
+                            problems.push(format!(
+                                "auth.json is not the link to {} that the metadata says",
+                                want.display()
+                            ));
                         }
                     }
-                    let dangling: Vec<String> =
-                        dangling_links(&dir).into_iter().filter(|n| !layout::SHARED_FILES.contains(&n.as_str())).collect();
+                    let dangling: Vec<String> = dangling_links(&dir)
+                        .into_iter()
+                        .filter(|n| !layout::SHARED_FILES.contains(&n.as_str()))
+                        .collect();
                     if !dangling.is_empty() {
                         problems.push(format!("dangling links: {}", dangling.join(", ")));
                     }
                 }
                 let detail = if problems.is_empty() {
-                    format!("{} ({}, owner pid {})", i.path.display(), i.account.unwrap_or_default(), i.owner_pid.unwrap_or(0))
+                    format!(
+                        "{} ({}, owner pid {})",
+                        i.path.display(),
+                        i.account.unwrap_or_default(),
+                        i.owner_pid.unwrap_or(0)
+                    )
                 } else {
                     format!("{}: {}", i.path.display(), problems.join("; "))
                 };
@@ -616,7 +651,11 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
             let roots = [root.lexical.clone(), root.real.clone()];
             match index::dangling_under(&setup.db_dir(shared), &roots) {
                 Ok(0) => check("thread_index", true, "no session points into a removed overlay".into()),
-                Ok(n) => check("thread_index", false, format!("{n} sessions point into removed overlays: run 'hs-overlay gc'")),
+                Ok(n) => check(
+                    "thread_index",
+                    false,
+                    format!("{n} sessions point into removed overlays: run 'hs-overlay gc'"),
+                ),
                 Err(e) => check("thread_index", false, format!("{e:#}")),
             }
         }

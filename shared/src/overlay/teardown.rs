@@ -128,9 +128,7 @@ impl Mover<'_> {
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                     self.leave(r, "the shared store is on another filesystem")?
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot move {} to {}", s.display(), d.display()))
-                }
+                Err(e) => return Err(e).with_context(|| format!("cannot move {} to {}", s.display(), d.display())),
             }
         }
         Ok(())
