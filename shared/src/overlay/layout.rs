@@ -24,6 +24,8 @@ pub const SHARED_DIRS: &[&str] = &[
     "mcp-oauth-locks",
     // Holds plugins.sync.lock: plugin syncs of all sessions take turns, as in one plain home.
     ".tmp",
+    // Per-thread files the TUI writes (0.169.0).
+    "tui-thread-reference-capabilities",
 ];
 
 /// Files codex creates on first use. Linked even when they do not exist yet: codex 0.169.0 (and
@@ -32,6 +34,8 @@ pub const SHARED_DIRS: &[&str] = &[
 pub const SHARED_FILES: &[&str] = &[
     "history.jsonl",
     "session_index.jsonl",
+    // The TUI's lock for session_index.jsonl: shared with the file it guards.
+    "session_index.jsonl.lock",
     "installation_id",
     "state_5.sqlite",
     "thread_history_1.sqlite",

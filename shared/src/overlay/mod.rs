@@ -9,8 +9,8 @@
 //! | `auth.lock` | per overlay (codex makes it) | guards this home's `auth.json` only; the per-account lock is `<vault>/auth.json.lock` |
 //! | `tmp/` | per overlay | per-process scratch (`tmp/arg0-*` helper links) |
 //! | `app-server-control/`, `app-server-daemon/` | per overlay | a background app-server belongs to one home and its account (absent with `--no-daemon`) |
-//! | `sessions/`, `archived_sessions/`, `log/`, `shell_snapshots/`, `skills/`, `thread-writer-locks/`, `mcp-oauth-locks/`, `.tmp/` | symlink → shared, folder pre-created there | one session store; thread-writer locks and `.tmp/plugins.sync.lock` must be seen by every session, as in one plain home |
-//! | `history.jsonl`, `session_index.jsonl`, `installation_id`, `state_5.sqlite`, `thread_history_1.sqlite`, `logs_2.sqlite`, `goals_1.sqlite`, `memories_1.sqlite`, `queue_1.sqlite` | symlink → shared, even before it exists | codex and SQLite create the target of a dangling link, so these appear in the shared store; SQLite puts `-wal`/`-shm` beside the real file |
+//! | `sessions/`, `archived_sessions/`, `log/`, `shell_snapshots/`, `skills/`, `thread-writer-locks/`, `mcp-oauth-locks/`, `.tmp/`, `tui-thread-reference-capabilities/` | symlink → shared, folder pre-created there | one session store; thread-writer locks and `.tmp/plugins.sync.lock` must be seen by every session, as in one plain home |
+//! | `history.jsonl`, `session_index.jsonl` (+ its `.lock`), `installation_id`, `state_5.sqlite`, `thread_history_1.sqlite`, `logs_2.sqlite`, `goals_1.sqlite`, `memories_1.sqlite`, `queue_1.sqlite` | symlink → shared, even before it exists | codex and SQLite create the target of a dangling link, so these appear in the shared store; SQLite puts `-wal`/`-shm` beside the real file; a lock is shared with the file it guards |
 //! | `*-wal`, `*-shm`, `*-journal` | never linked | SQLite sidecars live beside the real database |
 //! | every other entry of the shared store (`config.toml`, `AGENTS.md`, `packages/`, `.sandbox_migration`, …) | symlink → shared | shared settings |
 //! | `.hs-overlay.json` | ours | the metadata (see [`meta`]) |
