@@ -19,11 +19,16 @@
 //! "done" and never writes it. `CODEX_SQLITE_HOME` (given to [`Setup`]) moves the databases;
 //! their links then simply stay unused.
 //!
-//! Destroy ([`destroy`]): links are removed as links; per-overlay entries are deleted; anything
-//! else codex created in the overlay is moved into the shared store when the name is free there
-//! (folders merged entry by entry, never overwriting); the rest goes to
-//! `<state>/leftovers/<id>/` and is listed in the report. Then rows of codex's thread index
-//! that point into the overlay are rewritten to the shared store (see [`index`]).
+//! Destroy ([`destroy`]): refused while a process runs with `CODEX_HOME` set to the overlay
+//! (unless forced). Links are removed as links; per-overlay entries are deleted; anything else
+//! codex created in the overlay is moved into the shared store when the name is free there
+//! (folders merged entry by entry, `RENAME_NOREPLACE`, never overwriting); a file equal to the
+//! shared one is dropped; the rest goes to `<state>/leftovers/<id>/` and is listed in the report
+//! (kept apart rather than in the overlay, so the overlay itself can go and `gc` has nothing to
+//! trip over; `doctor` reports the folder until the user empties it). A folder without readable
+//! metadata is not known to be an overlay: all its real entries become leftovers. Finally the
+//! rows of codex's thread index that point into the overlay are rewritten to the shared store
+//! (see [`index`]): without that, a session that ran in an overlay cannot be resumed after it.
 //!
 //! Locking: every operation holds `<state>/runtime.lock` (exclusive, never replaced) for its
 //! whole run; all of them are short. Crash safety: the metadata is written first with state
@@ -498,7 +503,7 @@ fn collectable(i: &OverlayInfo) -> bool {
     i.in_use_by.is_empty() && (!i.alive || i.state != "ready")
 }
 
-/// Destroys overlays whose owner is gone (see [`collectable`]), removes stray links in the
+/// Destroys overlays whose owner is gone or that are not `ready` (and not in use), removes stray links in the
 /// runtime root, and repairs thread-index rows of overlays that no longer exist.
 pub fn gc(setup: &Setup) -> Result<(Vec<DestroyReport>, GcSummary)> {
     let _lock = setup.lock()?;
