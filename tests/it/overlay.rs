@@ -637,7 +637,8 @@ mod real_codex {
             // codex wrote everything straight into the shared store, through the links, except
             // `.sandbox_migration` (linked only when the shared store has it already)
             assert_eq!(d["leftovers"], serde_json::json!([]), "{d}");
-            let moved: Vec<&Value> = d["moved"].as_array().unwrap().iter().filter(|m| *m != ".sandbox_migration").collect();
+            let moved: Vec<&Value> =
+                d["moved"].as_array().unwrap().iter().filter(|m| *m != ".sandbox_migration").collect();
             assert!(moved.is_empty(), "codex made these inside the overlay: {d}");
             d
         }
@@ -828,6 +829,33 @@ mod real_codex {
         assert_eq!(rollouts, 2);
         let doctor = w.env.run("hs-overlay", &["doctor", "--json"]).ok().json_lines();
         assert!(doctor.iter().all(|c| c["ok"] == true), "{doctor:?}");
+    }
+
+    #[test]
+    fn databases_elsewhere_are_repaired_where_they_are() {
+        let one = FakeAccount::new("one", "plus");
+        let plain = FakeAccount::new("plain", "plus");
+        for how in ["env", "config"] {
+            let mut w = World::new(&[&one]);
+            w.mock.login(&w.shared(), &plain);
+            let db_dir = w.env.root().join(format!("db-{how}"));
+            fs::create_dir_all(&db_dir).unwrap();
+            if how == "env" {
+                w.env.set("CODEX_SQLITE_HOME", &db_dir);
+            } else {
+                let config = w.shared().join("config.toml");
+                let text = fs::read_to_string(&config).unwrap();
+                fs::write(&config, format!("sqlite_home = \"{}\"\n{text}", db_dir.display())).unwrap();
+            }
+            let (id, ov) = w.overlay(&one);
+            let sid = session_id(&w.exec(&ov, &["databases elsewhere"]).ok());
+            assert!(db_dir.join("state_5.sqlite").is_file(), "{how}: codex used {}", db_dir.display());
+            assert!(!w.shared().join("state_5.sqlite").exists(), "{how}");
+            let d = w.destroy(&id);
+            assert_eq!(d["threads_repaired"], 1, "{how}: {d}");
+            let r = w.exec(&w.shared(), &["resume", &sid, "resumed at home"]).ok();
+            assert_eq!(session_id(&r), sid, "{how}");
+        }
     }
 
     /// Runs a TUI session in `home`, sends `prompt`, waits for the answer; returns the session id.

@@ -60,7 +60,8 @@ pub struct Setup {
     pub paths: Paths,
     /// The shared store new overlays link into.
     pub shared: PathBuf,
-    /// `CODEX_SQLITE_HOME`, when set: where codex keeps its databases instead of the home.
+    /// `CODEX_SQLITE_HOME`, when set: where codex keeps its databases instead of the home
+    /// (config.toml's `sqlite_home` is read too, see `db_dir`).
     pub sqlite_home: Option<PathBuf>,
 }
 
@@ -71,8 +72,13 @@ impl Setup {
         Ok(Setup { paths, shared, sqlite_home })
     }
 
+    /// Where codex keeps its databases: `CODEX_SQLITE_HOME`, else `sqlite_home` in the shared
+    /// config.toml, else the shared store itself.
     fn db_dir(&self, shared: &Path) -> PathBuf {
-        self.sqlite_home.clone().unwrap_or_else(|| shared.to_path_buf())
+        self.sqlite_home
+            .clone()
+            .or_else(|| index::sqlite_home_in_config(shared))
+            .unwrap_or_else(|| shared.to_path_buf())
     }
 
     fn lock(&self) -> Result<fsutil::LockGuard> {
