@@ -553,6 +553,32 @@ fn doctor_checks_modes_links_and_stale_overlays() {
 }
 
 #[test]
+fn the_codex_version_is_read_from_an_npm_install_or_given() {
+    let mut t = env_with(&[("acc1", true)]);
+    let me = std::process::id().to_string();
+    let create = |t: &TestEnv, extra: &[&str]| -> Value {
+        let mut args = vec!["create", "--account", "acc1", "--owner-pid", &me];
+        args.extend_from_slice(extra);
+        t.run("hs-overlay", &args).ok().json()
+    };
+    assert_eq!(create(&t, &[])["codex_version"], Value::Null, "no codex anywhere");
+    // an npm install: node_modules/.bin/codex -> ../@openai/codex/bin/codex.js
+    let pkg = t.home.join("npm/node_modules/@openai/codex");
+    fs::create_dir_all(pkg.join("bin")).unwrap();
+    fs::write(pkg.join("package.json"), r#"{"name":"@openai/codex","version":"0.169.0"}"#).unwrap();
+    fs::write(pkg.join("bin/codex.js"), "").unwrap();
+    let bin = t.home.join("npm/node_modules/.bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("../@openai/codex/bin/codex.js", bin.join("codex")).unwrap();
+    let path = format!("{}:{}", bin.display(), t.vars["PATH"].to_str().unwrap());
+    t.set("PATH", path);
+    let v = create(&t, &[]);
+    assert_eq!(v["codex_version"], "0.169.0");
+    assert_eq!(meta(&path_of(&v))["codex_version"], "0.169.0");
+    assert_eq!(create(&t, &["--codex-version", "0.170.1"])["codex_version"], "0.170.1");
+}
+
+#[test]
 fn help_describes_every_command() {
     let t = TestEnv::new();
     let r = t.run("hs-overlay", &["--help"]).ok();
