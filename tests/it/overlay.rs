@@ -776,6 +776,79 @@ mod real_codex {
         assert!(names_in(&w.env.state_dir().join("runtime")).is_empty());
     }
 
+    /// The refresh requests so far: `(refresh token sent, status)`.
+    fn refreshes(w: &World) -> Vec<(String, u16)> {
+        w.mock
+            .requests()
+            .iter()
+            .filter(|r| r.is_refresh())
+            .map(|r| (r.json()["refresh_token"].as_str().unwrap_or("").to_string(), r.status))
+            .collect()
+    }
+
+    /// Two running sessions of one account share one token chain through the vault. A codex fact
+    /// (0.169.0) that overlays cannot change: a running codex keeps its tokens in memory, and when
+    /// another session has rotated them it usually (always when run alone here) first sends the
+    /// consumed refresh token (401 `refresh_token_reused`), then reloads auth.json, which through
+    /// the overlay's link is the vault's current one, and goes on with those tokens. Two plain
+    /// sessions in one CODEX_HOME do the same; with a copy of auth.json it could not recover.
+    #[test]
+    fn a_running_session_recovers_the_tokens_another_session_refreshed() {
+        let acct = FakeAccount::new("shared", "plus").expiring_in(60);
+        let w = World::new(&[&acct]);
+        let before = w.tokens(&acct);
+        let (_, ov1) = w.overlay(&acct);
+        let (_, ov2) = w.overlay(&acct);
+        let (tui1, tui2) = (w.tui(&ov1), w.tui(&ov2));
+        for t in [&tui1, &tui2] {
+            t.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // both loaded the same tokens; the first to send refreshes them
+        tui1.submit("first of the account");
+        w.turn_with("first of the account", &[&tui1]);
+        tui1.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let rotated = w.tokens(&acct);
+
+        tui2.submit("second of the account");
+        let turn = w.turn_with("second of the account", &[&tui2]);
+        tui2.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // (the idle second TUI may already have tried while the first one was answering)
+        let seen = refreshes(&w);
+        assert_eq!(seen.iter().filter(|(_, s)| *s == 200).count(), 1, "one rotation: {seen:?}");
+        assert!(seen.iter().all(|(t, _)| *t == before.refresh_token), "only the first token was ever sent: {seen:?}");
+        assert_eq!(turn.bearer, Some(rotated.access_token), "the second session went on with the vault's tokens");
+        assert_eq!(turn.status, 200);
+        assert_eq!(w.tokens(&acct).refresh_token, rotated.refresh_token);
+        assert_eq!(Some(rotated.refresh_token), w.mock.current_refresh_token(&acct.account_id));
+    }
+
+    /// The same fact when two sessions of one account start together with an expiring token:
+    /// both refresh with the same token, one wins, the other is refused and recovers from the
+    /// vault; both answer and the vault holds the live chain.
+    #[test]
+    fn two_sessions_of_one_account_starting_together_keep_one_token_chain() {
+        let acct = FakeAccount::new("shared", "plus").expiring_in(60);
+        let w = World::new(&[&acct]);
+        let before = w.tokens(&acct);
+        let (_, ov1) = w.overlay(&acct);
+        let (_, ov2) = w.overlay(&acct);
+        let spawn = |ov: &Path, prompt: &str| {
+            let mut cmd = codex_command(&w.env, &w.mock, ov, &w.work);
+            cmd.args(["exec", "--skip-git-repo-check", prompt]);
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        };
+        let (a, b) = (spawn(&ov1, "same account, session a"), spawn(&ov2, "same account, session b"));
+        for child in [a, b] {
+            let r = Run::from(child.wait_with_output().unwrap()).ok();
+            assert!(r.stdout.contains("mock answer"), "{r:?}");
+        }
+        let seen = refreshes(&w);
+        assert_eq!(seen.iter().filter(|(_, s)| *s == 200).count(), 1, "one rotation: {seen:?}");
+        assert!(seen.iter().all(|(t, _)| *t == before.refresh_token), "only the first token was ever sent: {seen:?}");
+        assert!(w.mock.turns().iter().all(|t| t.status == 200));
+        assert_eq!(Some(w.tokens(&acct).refresh_token), w.mock.current_refresh_token(&acct.account_id));
+    }
+
     #[test]
     fn two_overlays_on_two_accounts_at_once() {
         let (one, two) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "pro"));
