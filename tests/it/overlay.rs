@@ -579,6 +579,29 @@ fn the_codex_version_is_read_from_an_npm_install_or_given() {
 }
 
 #[test]
+fn a_runtime_root_that_is_a_link_is_refused() {
+    let t = env_with(&[("acc1", true)]);
+    let elsewhere = t.home.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(t.state_dir()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, runtime(&t)).unwrap();
+    let me = std::process::id().to_string();
+    for args in
+        [vec!["create", "--account", "acc1", "--owner-pid", &me], vec!["gc"], vec!["list"], vec!["destroy", "x"]]
+    {
+        let e = one_line_error(&t.run("hs-overlay", &args)).to_string();
+        assert!(e.contains("is not a folder (a link?)"), "{args:?}: {e}");
+    }
+    assert!(names_in(&elsewhere).is_empty());
+    assert_eq!(mode(&elsewhere), 0o755, "no mode changed through the link");
+    assert_eq!(
+        t.run("hs-overlay", &["doctor", "--json"]).code(1).json_lines().iter().filter(|c| c["ok"] == false).count(),
+        1
+    );
+}
+
+#[test]
 fn help_describes_every_command() {
     let t = TestEnv::new();
     let r = t.run("hs-overlay", &["--help"]).ok();

@@ -107,9 +107,15 @@ impl Setup {
         }
     }
 
+    /// The runtime root, created (0700) when missing; an existing one is tightened to 0700
+    /// (after the check that it is a real folder, so no mode is changed through a link).
     fn root_created(&self) -> Result<Root> {
-        fsutil::ensure_private_dir(&self.paths.runtime_root())?;
-        self.root()?.context("the runtime root vanished while being created")
+        if self.root()?.is_none() {
+            fsutil::create_private_dir(&self.paths.runtime_root())?;
+        }
+        let root = self.root()?.context("the runtime root vanished while being created")?;
+        fsutil::ensure_private_dir(&root.real)?;
+        Ok(root)
     }
 }
 
