@@ -284,17 +284,23 @@ fn link_auth(overlay: &Path, target: &Path) -> Result<()> {
 pub fn create(setup: &Setup, opts: &CreateOptions) -> Result<OverlayEvent> {
     let account = account_with_auth(&setup.paths, &opts.account)?;
     let owner = procs::stamp(opts.owner_pid).context("--owner-pid")?;
-    if setup.shared.starts_with(setup.paths.runtime_root()) {
-        bail!(
+    let inside_root = || {
+        anyhow::anyhow!(
             "the shared store {} lies inside the runtime root: fix shared_home in the config",
             setup.shared.display()
-        );
+        )
+    };
+    if setup.shared.starts_with(setup.paths.runtime_root()) {
+        return Err(inside_root());
     }
     layout::prepare_shared(&setup.shared)?;
     let shared = setup.shared.canonicalize().with_context(|| format!("cannot resolve {}", setup.shared.display()))?;
 
     let _lock = setup.lock()?;
     let root = setup.root_created()?;
+    if shared.starts_with(&root.real) {
+        return Err(inside_root());
+    }
     let prefix = format!("{}-", Utc::now().format("%Y%m%d-%H%M%S"));
     let dir = tempfile::Builder::new()
         .prefix(&prefix)
