@@ -55,6 +55,23 @@ fn tokens_in(home: &Path) -> Tokens {
     read_tokens(&text).expect("auth.json holds ChatGPT tokens")
 }
 
+/// The text of every rollout file under `<home>/sessions`.
+fn rollouts(home: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&home.join("sessions"), &mut out);
+    out
+}
+
 /// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set.
 fn maybe_capture(tui: &Tui, name: &str) {
     if let Some(dir) = std::env::var_os("CODEX_HOTSWAP_CAPTURE_DIR") {
@@ -84,7 +101,7 @@ fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
     let resets_at = chrono::Utc::now().timestamp() + 3 * 3600;
     s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("plus", resets_at));
 
-    let tui = s.tui(&home1);
+    let mut tui = s.tui(&home1);
     let turn = submit_turn(&s, &tui, "first question");
     tui.wait_for_text("Hello from account one", WAIT).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(turn.account_id.as_deref(), Some("acct-one"));
@@ -92,6 +109,14 @@ fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
     assert_eq!(turn.status, 200);
     assert!(turn.session_id.is_some() && turn.thread_id.is_some(), "{turn:?}");
     assert!(!tui.screen_has("usage limit"), "{}", tui.screen());
+    // `/quit` ends the TUI cleanly; it then prints how to resume the session it served.
+    tui.submit("/quit");
+    let status = tui.wait_exit(WAIT);
+    let status = status.unwrap_or_else(|| panic!("codex did not quit:\n{}", tui.screen()));
+    assert!(status.success(), "{status:?}");
+    let session = turn.session_id.clone().unwrap();
+    tui.wait_for_text(&format!("To continue this session, run: codex resume {session}"), WAIT)
+        .unwrap_or_else(|e| panic!("{e}"));
     maybe_capture(&tui, "tui-answer");
     drop(tui);
 
@@ -130,6 +155,14 @@ fn exec_answers_and_reports_the_usage_limit() {
     let turns = s.mock.turns();
     let accounts: Vec<_> = turns.iter().map(|r| (r.account_id.as_deref().unwrap_or("-"), r.status)).collect();
     assert_eq!(accounts, [("acct-one", 200), ("acct-two", 429)]);
+
+    // The x-codex-* headers became rate-limit telemetry in each session's rollout, and the limit a
+    // structured record.
+    let (r1, r2) = (rollouts(&home1), rollouts(&home2));
+    assert!(r1.contains(r#""primary":{"used_percent":42.5,"window_minutes":300"#), "{r1}");
+    assert!(r2.contains(r#""primary":{"used_percent":100.0,"window_minutes":300"#), "{r2}");
+    assert!(r2.contains(r#""codex_error_info":"usage_limit_exceeded""#), "{r2}");
+    assert!(!r1.contains("usage_limit_exceeded"), "{r1}");
 }
 
 #[test]
