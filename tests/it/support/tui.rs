@@ -25,9 +25,16 @@ use super::mock::{real_codex, real_codex_path, MockBackend};
 /// mock's `codex_env()` and node on PATH, started in `cwd`. Add `--no-daemon` for the TUI, and
 /// `exec --skip-git-repo-check …` for exec in a folder that is not a git repository.
 pub fn codex_command(env: &TestEnv, mock: &MockBackend, codex_home: &Path, cwd: &Path) -> Command {
+    let mut c = real_codex_command(env, codex_home, cwd);
+    c.envs(mock.codex_env());
+    c
+}
+
+/// Like `codex_command` without a mock's variables (e.g. for a `mock-backend` process).
+pub fn real_codex_command(env: &TestEnv, codex_home: &Path, cwd: &Path) -> Command {
     let mut c = env.cmd(&real_codex().to_string_lossy());
     let path = env.vars.get("PATH").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    c.current_dir(cwd).env("CODEX_HOME", codex_home).env("PATH", real_codex_path(&path)).envs(mock.codex_env());
+    c.current_dir(cwd).env("CODEX_HOME", codex_home).env("PATH", real_codex_path(&path));
     c
 }
 
@@ -161,6 +168,14 @@ impl Tui {
         let want = squash(text);
         self.wait_until(|s| squash(s).contains(&want), timeout)
             .map_err(|screen| format!("timed out after {timeout:?} waiting for {text:?} on the screen:\n{screen}"))
+    }
+
+    /// `wait_for_text`, panicking with the screen dump on timeout.
+    #[track_caller]
+    pub fn expect_text(&self, text: &str, timeout: Duration) {
+        if let Err(dump) = self.wait_for_text(text, timeout) {
+            panic!("{dump}");
+        }
     }
 
     /// Waits until `pred(screen)` holds; on timeout returns the last screen as the error.
