@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::auth::{read_tokens, FakeAccount, Tokens};
+use crate::support::auth::{leaked_markers, read_tokens, FakeAccount, Tokens};
 use crate::support::env::{Run, TestEnv};
 use crate::support::mock::{Behaviour, MockBackend, RequestRecord};
-use crate::support::tui::{codex_command, real_codex_command, Tui};
+use crate::support::tui::{codex_command, put_real_codex_on_path, real_codex_command, Tui};
 
 /// Generous: the real codex starts in about a second, but CI machines are busy.
 const WAIT: Duration = Duration::from_secs(60);
@@ -72,8 +72,12 @@ fn rollouts(home: &Path) -> String {
     out
 }
 
-/// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set.
+/// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set,
+/// after checking that it holds no token (captures become committed fixtures).
+#[track_caller]
 fn maybe_capture(tui: &Tui, name: &str) {
+    let leaks = leaked_markers(&tui.raw());
+    assert!(leaks.is_empty(), "the {name} output shows tokens: {leaks:?}");
     if let Some(dir) = std::env::var_os("CODEX_HOTSWAP_CAPTURE_DIR") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -252,4 +256,13 @@ fn mock_backend_bin_serves_codex_until_stdin_closes() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_real_codex_can_be_put_on_the_sealed_path() {
+    let mut env = TestEnv::new();
+    let link = put_real_codex_on_path(&mut env);
+    let run = env.run("/bin/sh", &["-c", "command -v codex && codex --version"]).ok();
+    let version = std::fs::read_to_string(crate::support::env::repo_root().join("tests/codex-version")).unwrap();
+    assert_eq!(run.stdout, format!("{}\ncodex-cli {}\n", link.display(), version.trim()));
 }

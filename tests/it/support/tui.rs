@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -36,6 +36,18 @@ pub fn real_codex_command(env: &TestEnv, codex_home: &Path, cwd: &Path) -> Comma
     let path = env.vars.get("PATH").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     c.current_dir(cwd).env("CODEX_HOME", codex_home).env("PATH", real_codex_path(&path));
     c
+}
+
+/// Puts the real codex on `env`'s PATH as `codex` (a link in `<root>/real-codex-bin`, ahead of
+/// the rest, with node's folder) for tools and shims that look codex up by name. Returns the link.
+pub fn put_real_codex_on_path(env: &mut TestEnv) -> PathBuf {
+    let dir = env.root().join("real-codex-bin");
+    std::fs::create_dir_all(&dir).expect("create real-codex-bin");
+    let link = dir.join("codex");
+    std::os::unix::fs::symlink(real_codex(), &link).expect("link codex");
+    let path = env.vars.get("PATH").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    env.set("PATH", format!("{}:{}", dir.display(), real_codex_path(&path)));
+    link
 }
 
 /// The pause between typing text and pressing Enter: keys sent in one burst look like a paste to
