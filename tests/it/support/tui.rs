@@ -95,6 +95,12 @@ impl Tui {
 
     pub fn try_spawn(mut cmd: Command, rows: u16, cols: u16) -> Result<Tui> {
         let pty = nix::pty::openpty(&winsize(rows, cols), None).context("openpty")?;
+        // Other tests spawn children in parallel: they must not inherit this PTY (a stray holder
+        // of the slave side would keep the master from ever reading EOF).
+        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+                .context("set close-on-exec on the pty")?;
+        }
         let slave: OwnedFd = pty.slave;
         let master = File::from(pty.master);
         if !cmd.get_envs().any(|(k, _)| k == "TERM") {
