@@ -241,3 +241,34 @@ fn parallel_updates_lose_nothing() {
     left.sort();
     assert_eq!(left, ["rotation.json", "rotation.lock"], "no temp files left behind");
 }
+
+/// A write that fails (here: the file-size limit, `ulimit -f`) leaves the old state intact and
+/// says what failed. As root a read-only folder does not stop writes, so the size limit stands in.
+#[test]
+fn failed_state_write_keeps_the_old_file() {
+    use std::os::unix::process::CommandExt;
+    let t = with_accounts(&["acc1", "acc2"]);
+    t.run("hs-rotate", &["exhaust", "acc1", "--for", "1h", "--reason", "first"]).ok();
+    let f = t.state_dir().join("rotation.json");
+    let before = std::fs::read(&f).unwrap();
+    let mut cmd = t.cmd("hs-rotate");
+    cmd.args(["exhaust", "acc2", "--for", "1h", "--reason", &"long reason ".repeat(50)]);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let r = crate::support::env::Run::from(cmd.output().unwrap()).code(2);
+    assert!(r.stderr.starts_with("hs-rotate: cannot write "), "{}", r.stderr);
+    assert!(r.stderr.contains("File too large"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&f).unwrap(), before, "old state intact");
+    let st = status(&t);
+    assert_eq!(entry(&st, "acc1")["reason"], "first");
+    assert_eq!(entry(&st, "acc2")["state"], "available");
+    let names: Vec<String> = std::fs::read_dir(t.state_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "temp file left: {names:?}");
+}
