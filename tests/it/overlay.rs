@@ -1,7 +1,7 @@
 //! hs-overlay in a sealed HOME (and, further down, with the real codex against the mock backend).
 
 use crate::support::env::TestEnv;
-use crate::vault::chatgpt_auth;
+use crate::support::auth::{auth_json_for, mint_tokens, FakeAccount};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -15,12 +15,11 @@ fn mode(p: &Path) -> u32 {
 /// A sealed env with the accounts registered by hs-vault; `logged_in` ones get an auth.json.
 fn env_with(accounts: &[(&str, bool)]) -> TestEnv {
     let t = TestEnv::new();
-    for (i, (name, logged_in)) in accounts.iter().enumerate() {
+    for (name, logged_in) in accounts {
         t.run("hs-vault", &["add", name]).ok();
         if *logged_in {
             let auth = t.home.join(format!(".codex-{name}/auth.json"));
-            fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{i}"), 4_000_000_000))
-                .unwrap();
+            fs::write(&auth, auth_json_for(&mint_tokens(&FakeAccount::new(name, "plus")))).unwrap();
             fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
