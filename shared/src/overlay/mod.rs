@@ -245,6 +245,13 @@ pub struct Check {
 /// An account whose vault has an `auth.json` (a file, not a dangling link).
 fn account_with_auth(paths: &Paths, name: &str) -> Result<Account> {
     let account = Registry::load(paths)?.find(name)?.clone();
+    if !account.vault.is_absolute() {
+        bail!(
+            "account '{name}' has a relative vault path {} in {}",
+            account.vault.display(),
+            paths.registry().display()
+        );
+    }
     let auth = account.auth_file();
     if !std::fs::metadata(&auth).is_ok_and(|m| m.is_file()) {
         bail!(
