@@ -21,7 +21,7 @@ use std::path::PathBuf;
     name = "hs-overlay",
     version,
     after_help = "Examples:\n  \
-    ov=$(hs-overlay create --account acc1 | jq -r .path)\n  \
+    ov=$(hs-overlay create --account acc1 --owner-pid $$ | jq -r .path)\n  \
     CODEX_HOME=$ov codex --no-daemon\n  \
     hs-overlay swap \"$ov\" --account acc2\n  \
     hs-overlay destroy \"$ov\"\n  \
@@ -41,8 +41,9 @@ enum Cmd {
         /// The account (as registered with hs-vault) whose auth.json the overlay links to.
         #[arg(long, value_name = "NAME")]
         account: String,
-        /// The process the overlay belongs to; `gc` removes the overlay once it is gone.
-        /// Default: the process that runs hs-overlay (its parent).
+        /// The process the overlay belongs to; `gc` removes the overlay once it is gone (unless
+        /// codex still runs in it). Default: the process that started hs-overlay (its parent);
+        /// scripts should pass their own pid (`--owner-pid $$`).
         #[arg(long, value_name = "PID")]
         owner_pid: Option<u32>,
         /// Record this codex version (default: read from an npm-installed codex's package.json).
@@ -139,7 +140,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     cli::print_json(&Report::OverlayInfo(i))?;
                 }
             } else {
-                let mut rows = vec![["ID", "ACCOUNT", "OWNER", "ALIVE", "AGE", "STATE", "PATH"].map(String::from).to_vec()];
+                let mut rows =
+                    vec![["ID", "ACCOUNT", "OWNER", "ALIVE", "AGE", "STATE", "PATH"].map(String::from).to_vec()];
                 for i in all {
                     rows.push(vec![
                         i.id,

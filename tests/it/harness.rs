@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::auth::{read_tokens, FakeAccount, Tokens};
+use crate::support::auth::{leaked_markers, read_tokens, FakeAccount, Tokens};
 use crate::support::env::{Run, TestEnv};
 use crate::support::mock::{Behaviour, MockBackend, RequestRecord};
-use crate::support::tui::{codex_command, Tui};
+use crate::support::tui::{codex_command, put_real_codex_on_path, real_codex_command, Tui};
 
 /// Generous: the real codex starts in about a second, but CI machines are busy.
 const WAIT: Duration = Duration::from_secs(60);
@@ -55,8 +55,29 @@ fn tokens_in(home: &Path) -> Tokens {
     read_tokens(&text).expect("auth.json holds ChatGPT tokens")
 }
 
-/// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set.
+/// The text of every rollout file under `<home>/sessions`.
+fn rollouts(home: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&home.join("sessions"), &mut out);
+    out
+}
+
+/// Saves the TUI's raw output as `<CODEX_HOTSWAP_CAPTURE_DIR>/<name>.raw` when that is set,
+/// after checking that it holds no token (captures become committed fixtures).
+#[track_caller]
 fn maybe_capture(tui: &Tui, name: &str) {
+    let leaks = leaked_markers(&tui.raw());
+    assert!(leaks.is_empty(), "the {name} output shows tokens: {leaks:?}");
     if let Some(dir) = std::env::var_os("CODEX_HOTSWAP_CAPTURE_DIR") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -67,7 +88,7 @@ fn maybe_capture(tui: &Tui, name: &str) {
 /// Submits `prompt` and waits for the turn carrying it to reach the mock.
 #[track_caller]
 fn submit_turn(s: &Setup, tui: &Tui, prompt: &str) -> RequestRecord {
-    tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+    tui.expect_text(READY, WAIT);
     tui.submit(prompt);
     s.mock
         .wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT)
@@ -84,21 +105,28 @@ fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
     let resets_at = chrono::Utc::now().timestamp() + 3 * 3600;
     s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("plus", resets_at));
 
-    let tui = s.tui(&home1);
+    let mut tui = s.tui(&home1);
     let turn = submit_turn(&s, &tui, "first question");
-    tui.wait_for_text("Hello from account one", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    tui.expect_text("Hello from account one", WAIT);
     assert_eq!(turn.account_id.as_deref(), Some("acct-one"));
     assert_eq!(turn.bearer, Some(tokens_in(&home1).access_token), "account one's access token");
     assert_eq!(turn.status, 200);
     assert!(turn.session_id.is_some() && turn.thread_id.is_some(), "{turn:?}");
     assert!(!tui.screen_has("usage limit"), "{}", tui.screen());
+    // `/quit` ends the TUI cleanly; it then prints how to resume the session it served.
+    tui.submit("/quit");
+    let status = tui.wait_exit(WAIT);
+    let status = status.unwrap_or_else(|| panic!("codex did not quit:\n{}", tui.screen()));
+    assert!(status.success(), "{status:?}");
+    let session = turn.session_id.clone().unwrap();
+    tui.expect_text(&format!("To continue this session, run: codex resume {session}"), WAIT);
     maybe_capture(&tui, "tui-answer");
     drop(tui);
 
     let tui = s.tui(&home2);
     let turn = submit_turn(&s, &tui, "second question");
-    tui.wait_for_text(LIMIT_PLUS, WAIT).unwrap_or_else(|e| panic!("{e}"));
-    tui.wait_for_text("■ You’ve hit your usage limit", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    tui.expect_text(LIMIT_PLUS, WAIT);
+    tui.expect_text("■ You’ve hit your usage limit", WAIT);
     assert_eq!(turn.account_id.as_deref(), Some("acct-two"));
     assert_eq!(turn.bearer, Some(tokens_in(&home2).access_token), "account two's access token");
     assert_eq!(turn.status, 429);
@@ -130,6 +158,14 @@ fn exec_answers_and_reports_the_usage_limit() {
     let turns = s.mock.turns();
     let accounts: Vec<_> = turns.iter().map(|r| (r.account_id.as_deref().unwrap_or("-"), r.status)).collect();
     assert_eq!(accounts, [("acct-one", 200), ("acct-two", 429)]);
+
+    // The x-codex-* headers became rate-limit telemetry in each session's rollout, and the limit a
+    // structured record.
+    let (r1, r2) = (rollouts(&home1), rollouts(&home2));
+    assert!(r1.contains(r#""primary":{"used_percent":42.5,"window_minutes":300"#), "{r1}");
+    assert!(r2.contains(r#""primary":{"used_percent":100.0,"window_minutes":300"#), "{r2}");
+    assert!(r2.contains(r#""codex_error_info":"usage_limit_exceeded""#), "{r2}");
+    assert!(!r1.contains("usage_limit_exceeded"), "{r1}");
 }
 
 #[test]
@@ -164,4 +200,69 @@ fn exec_refreshes_an_expiring_access_token_and_writes_the_new_tokens_back() {
     assert_eq!(reused.json()["refresh_token"], before.refresh_token.as_str());
     // Codex says so on stderr and goes on with the cached access token while it is still valid.
     assert!(failed.stderr.contains("refresh token was already used"), "{failed:?}");
+}
+
+#[test]
+fn mock_backend_bin_serves_codex_until_stdin_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let env = TestEnv::new();
+    let (dir, home, work) = (env.root().join("mock"), env.root().join("codex-solo"), env.root().join("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    let mut server = env
+        .cmd("mock-backend")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--login")
+        .arg(format!("{}=solo:pro", home.display()))
+        .args(["--account", "acct-solo=answer:Answer from the binary"])
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mock-backend");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(info["type"], "mock_backend");
+    assert!(std::fs::read_to_string(info["ca_path"].as_str().unwrap())
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(config.contains(info["base_url"].as_str().unwrap()), "{config}");
+
+    let mut cmd = real_codex_command(&env, &home, &work);
+    for (k, v) in info["env"].as_object().unwrap() {
+        cmd.env(k, v.as_str().unwrap());
+    }
+    let run = Run::from(cmd.args(["exec", "--skip-git-repo-check", "hello binary"]).output().unwrap()).ok();
+    assert!(run.stdout.contains("Answer from the binary"), "{run:?}");
+    let log = std::fs::read_to_string(info["log"].as_str().unwrap()).unwrap();
+    let turn = log
+        .lines()
+        .map(|l| serde_json::from_str::<RequestRecord>(l).unwrap())
+        .find(RequestRecord::is_turn)
+        .expect("a turn in the log");
+    assert_eq!((turn.account_id.as_deref(), turn.status), (Some("acct-solo"), 200));
+
+    drop(server.stdin.take());
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = server.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "mock-backend still runs after stdin closed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_real_codex_can_be_put_on_the_sealed_path() {
+    let mut env = TestEnv::new();
+    let link = put_real_codex_on_path(&mut env);
+    let run = env.run("/bin/sh", &["-c", "command -v codex && codex --version"]).ok();
+    let version = std::fs::read_to_string(crate::support::env::repo_root().join("tests/codex-version")).unwrap();
+    assert_eq!(run.stdout, format!("{}\ncodex-cli {}\n", link.display(), version.trim()));
 }

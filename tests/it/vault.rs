@@ -1,5 +1,6 @@
 //! hs-vault in a sealed HOME.
 
+use crate::support::auth::{auth_json, jwt_claims, mint_marker, read_tokens, FakeAccount};
 use crate::support::env::TestEnv;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -8,36 +9,10 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
-pub fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A ChatGPT auth.json with unsigned JWTs; the tokens are `tok-…` strings a leak scan can find.
-pub fn chatgpt_auth(email: &str, plan: &str, account_id: &str, exp: i64) -> String {
-    let id = format!(
-        r#"{{"email":"{email}","exp":{exp},"https://api.openai.com/auth":{{"chatgpt_plan_type":"{plan}","chatgpt_account_id":"{account_id}","chatgpt_user_id":"user-1"}}}}"#
-    );
-    let jwt = |claims: &str| format!("{}.{}.tok-sig", b64url(br#"{"alg":"none"}"#), b64url(claims.as_bytes()));
-    serde_json::json!({
-        "auth_mode": "chatgpt",
-        "OPENAI_API_KEY": null,
-        "tokens": {
-            "id_token": jwt(&id),
-            "access_token": jwt(&format!(r#"{{"exp":{exp},"tok":"tok-access-{account_id}"}}"#)),
-            "refresh_token": format!("tok-refresh-{account_id}"),
-            "account_id": account_id,
-        },
-        "last_refresh": "2026-11-24T17:56:41.079513645Z",
-    })
-    .to_string()
+/// A ChatGPT auth.json for `name@example.com` (tokens minted by the harness, all `tok-…`).
+pub fn login_text(name: &str, plan: &str) -> String {
+    let acct = FakeAccount::new(name, plan);
+    auth_json(&acct, &mint_marker("refresh"))
 }
 
 fn write_private(p: &Path, text: &str) {
@@ -99,7 +74,8 @@ fn add_list_show_path_remove() {
 fn import_moves_the_login_and_links_back() {
     let t = TestEnv::new();
     let shared = t.home.join(".codex");
-    let text = chatgpt_auth("me@example.com", "plus", "acct-1", 1_900_000_000);
+    let text = login_text("me", "plus");
+    let exp = jwt_claims(&read_tokens(&text).unwrap().access_token).unwrap()["exp"].as_i64().unwrap();
     write_private(&shared.join("auth.json"), &text);
     let r = t.run("hs-vault", &["import", "main"]).ok();
     assert!(r.stdout.contains("me@example.com"), "{}", r.stdout);
@@ -116,8 +92,9 @@ fn import_moves_the_login_and_links_back() {
     assert_eq!(v["auth"], "chatgpt");
     assert_eq!(v["email"], "me@example.com");
     assert_eq!(v["plan"], "plus");
-    assert_eq!(v["account_id"], "acct-1");
-    assert_eq!(v["token_expires_at"], "2030-03-17T17:46:40Z");
+    assert_eq!(v["account_id"], "acct-me");
+    let want = chrono::DateTime::from_timestamp(exp, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(v["token_expires_at"], want.as_str());
     assert_eq!(v["logged_in"], true);
     let human = t.run("hs-vault", &["show", "main"]).ok();
     for out in [&list.stdout, &human.stdout, &list.stderr, &human.stderr] {
@@ -145,8 +122,8 @@ fn import_refuses_corrupt_login_and_leaves_it() {
     assert!(r.stderr.contains("no login to import"), "{}", r.stderr);
     // vault already holding a login
     t.run("hs-vault", &["add", "z"]).ok();
-    write_private(&t.home.join(".codex-z/auth.json"), &chatgpt_auth("z@x", "pro", "acct-z", 1));
-    write_private(&src, &chatgpt_auth("a@x", "pro", "acct-a", 1));
+    write_private(&t.home.join(".codex-z/auth.json"), &login_text("z", "pro"));
+    write_private(&src, &login_text("a", "pro"));
     let r = t.run("hs-vault", &["import", "z", "--from", from.to_str().unwrap()]).code(2);
     assert!(r.stderr.contains("already has"), "{}", r.stderr);
     assert!(std::fs::symlink_metadata(&src).unwrap().is_file());
@@ -190,7 +167,7 @@ fn fake_login_codex(t: &TestEnv) -> std::path::PathBuf {
     let dir = t.root().join("fixture-bin");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("codex");
-    let auth = chatgpt_auth("new@example.com", "pro", "acct-new", 1_900_000_000).replace('\'', "");
+    let auth = login_text("new", "pro").replace('\'', "");
     std::fs::write(
         &p,
         format!(

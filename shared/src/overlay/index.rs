@@ -13,15 +13,34 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `sqlite_home` at the top level of `<home>/config.toml` (a one-line TOML string, absolute),
+/// which moves codex's databases like `CODEX_SQLITE_HOME` does.
+pub fn sqlite_home_in_config(home: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(home.join("config.toml")).ok()?;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            break; // tables start: no more top-level keys
+        }
+        let Some(rest) = line.strip_prefix("sqlite_home") else { continue };
+        let Some(value) = rest.trim_start().strip_prefix('=').map(str::trim) else { continue };
+        let quoted = |q: char| value.strip_prefix(q).and_then(|v| v.split(q).next());
+        let path = PathBuf::from(quoted('"').or_else(|| quoted('\''))?);
+        return path.is_absolute().then_some(path);
+    }
+    None
+}
+
 /// The thread-index databases in `dir`: `state_<n>.sqlite` (several after a codex upgrade).
 pub fn state_dbs(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .filter(|e| {
-            e.file_name().to_str().and_then(|n| n.strip_prefix("state_")).and_then(|n| n.strip_suffix(".sqlite")).is_some_and(
-                |n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
-            )
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("state_"))
+                .and_then(|n| n.strip_suffix(".sqlite"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(|e| e.path())
         .filter(|p| p.is_file())
@@ -141,7 +160,10 @@ mod tests {
     }
 
     fn path_of(db: &Path, id: &str) -> String {
-        Connection::open(db).unwrap().query_row("SELECT rollout_path FROM threads WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT rollout_path FROM threads WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
     }
 
     #[test]
@@ -172,6 +194,24 @@ mod tests {
         let r = repair(&shared, &[root.join("live")], false, &shared).unwrap();
         assert_eq!(r, Repair { repaired: 1, unresolved: 0 });
         assert_eq!(path_of(&db, "b"), shared.join("sessions/2026/b.jsonl").to_str().unwrap());
+    }
+
+    #[test]
+    fn sqlite_home_from_config_toml() {
+        let d = tempfile::tempdir().unwrap();
+        let cases = [
+            ("model = \"x\"\nsqlite_home = \"/data/db\" # moved\n", Some("/data/db")),
+            ("sqlite_home='/lit/eral'\n", Some("/lit/eral")),
+            ("sqlite_home = \"relative\"\n", None),
+            ("[projects.\"/x\"]\nsqlite_home = \"/in/a/table\"\n", None),
+            ("sqlite_homes = \"/other/key\"\n", None),
+        ];
+        for (text, want) in cases {
+            std::fs::write(d.path().join("config.toml"), text).unwrap();
+            assert_eq!(sqlite_home_in_config(d.path()), want.map(PathBuf::from), "{text}");
+        }
+        std::fs::remove_file(d.path().join("config.toml")).unwrap();
+        assert_eq!(sqlite_home_in_config(d.path()), None);
     }
 
     #[test]

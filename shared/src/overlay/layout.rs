@@ -24,6 +24,8 @@ pub const SHARED_DIRS: &[&str] = &[
     "mcp-oauth-locks",
     // Holds plugins.sync.lock: plugin syncs of all sessions take turns, as in one plain home.
     ".tmp",
+    // Per-thread files the TUI writes (0.169.0).
+    "tui-thread-reference-capabilities",
 ];
 
 /// Files codex creates on first use. Linked even when they do not exist yet: codex 0.169.0 (and
@@ -32,6 +34,8 @@ pub const SHARED_DIRS: &[&str] = &[
 pub const SHARED_FILES: &[&str] = &[
     "history.jsonl",
     "session_index.jsonl",
+    // The TUI's lock for session_index.jsonl: shared with the file it guards.
+    "session_index.jsonl.lock",
     "installation_id",
     "state_5.sqlite",
     "thread_history_1.sqlite",
@@ -43,14 +47,8 @@ pub const SHARED_FILES: &[&str] = &[
 
 /// Entries that belong to one overlay: never linked from the shared store, and thrown away at
 /// destroy (locks, per-process scratch, a daemon bound to this home's account).
-pub const PER_OVERLAY: &[&str] = &[
-    AUTH_FILE,
-    "auth.lock",
-    "auth.json.lock",
-    "tmp",
-    "app-server-control",
-    "app-server-daemon",
-];
+pub const PER_OVERLAY: &[&str] =
+    &[AUTH_FILE, "auth.lock", "auth.json.lock", "tmp", "app-server-control", "app-server-daemon"];
 
 /// SQLite sidecars: opened beside the real database file, so never linked (a link would only
 /// dangle once SQLite deletes the file).
@@ -146,7 +144,15 @@ mod tests {
         for n in ["sessions", "config.toml", "state_5.sqlite", "history.jsonl", "AGENTS.md", "packages"] {
             assert!(is_linked(n), "{n}");
         }
-        for n in ["auth.json", "auth.lock", "tmp", "state_5.sqlite-wal", "x.sqlite-shm", ".hs-overlay.json", "..hs-overlay.json.ab.tmp"] {
+        for n in [
+            "auth.json",
+            "auth.lock",
+            "tmp",
+            "state_5.sqlite-wal",
+            "x.sqlite-shm",
+            ".hs-overlay.json",
+            "..hs-overlay.json.ab.tmp",
+        ] {
             assert!(!is_linked(n), "{n}");
         }
         assert_eq!(sidecar_base("state_5.sqlite-wal"), Some("state_5.sqlite"));

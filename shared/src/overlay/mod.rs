@@ -9,8 +9,8 @@
 //! | `auth.lock` | per overlay (codex makes it) | guards this home's `auth.json` only; the per-account lock is `<vault>/auth.json.lock` |
 //! | `tmp/` | per overlay | per-process scratch (`tmp/arg0-*` helper links) |
 //! | `app-server-control/`, `app-server-daemon/` | per overlay | a background app-server belongs to one home and its account (absent with `--no-daemon`) |
-//! | `sessions/`, `archived_sessions/`, `log/`, `shell_snapshots/`, `skills/`, `thread-writer-locks/`, `mcp-oauth-locks/`, `.tmp/` | symlink → shared, folder pre-created there | one session store; thread-writer locks and `.tmp/plugins.sync.lock` must be seen by every session, as in one plain home |
-//! | `history.jsonl`, `session_index.jsonl`, `installation_id`, `state_5.sqlite`, `thread_history_1.sqlite`, `logs_2.sqlite`, `goals_1.sqlite`, `memories_1.sqlite`, `queue_1.sqlite` | symlink → shared, even before it exists | codex and SQLite create the target of a dangling link, so these appear in the shared store; SQLite puts `-wal`/`-shm` beside the real file |
+//! | `sessions/`, `archived_sessions/`, `log/`, `shell_snapshots/`, `skills/`, `thread-writer-locks/`, `mcp-oauth-locks/`, `.tmp/`, `tui-thread-reference-capabilities/` | symlink → shared, folder pre-created there | one session store; thread-writer locks and `.tmp/plugins.sync.lock` must be seen by every session, as in one plain home |
+//! | `history.jsonl`, `session_index.jsonl` (+ its `.lock`), `installation_id`, `state_5.sqlite`, `thread_history_1.sqlite`, `logs_2.sqlite`, `goals_1.sqlite`, `memories_1.sqlite`, `queue_1.sqlite` | symlink → shared, even before it exists | codex and SQLite create the target of a dangling link, so these appear in the shared store; SQLite puts `-wal`/`-shm` beside the real file; a lock is shared with the file it guards |
 //! | `*-wal`, `*-shm`, `*-journal` | never linked | SQLite sidecars live beside the real database |
 //! | every other entry of the shared store (`config.toml`, `AGENTS.md`, `packages/`, `.sandbox_migration`, …) | symlink → shared | shared settings |
 //! | `.hs-overlay.json` | ours | the metadata (see [`meta`]) |
@@ -19,11 +19,16 @@
 //! "done" and never writes it. `CODEX_SQLITE_HOME` (given to [`Setup`]) moves the databases;
 //! their links then simply stay unused.
 //!
-//! Destroy ([`destroy`]): links are removed as links; per-overlay entries are deleted; anything
-//! else codex created in the overlay is moved into the shared store when the name is free there
-//! (folders merged entry by entry, never overwriting); the rest goes to
-//! `<state>/leftovers/<id>/` and is listed in the report. Then rows of codex's thread index
-//! that point into the overlay are rewritten to the shared store (see [`index`]).
+//! Destroy ([`destroy`]): refused while a process runs with `CODEX_HOME` set to the overlay
+//! (unless forced). Links are removed as links; per-overlay entries are deleted; anything else
+//! codex created in the overlay is moved into the shared store when the name is free there
+//! (folders merged entry by entry, `RENAME_NOREPLACE`, never overwriting); a file equal to the
+//! shared one is dropped; the rest goes to `<state>/leftovers/<id>/` and is listed in the report
+//! (kept apart rather than in the overlay, so the overlay itself can go and `gc` has nothing to
+//! trip over; `doctor` reports the folder until the user empties it). A folder without readable
+//! metadata is not known to be an overlay: all its real entries become leftovers. Finally the
+//! rows of codex's thread index that point into the overlay are rewritten to the shared store
+//! (see [`index`]): without that, a session that ran in an overlay cannot be resumed after it.
 //!
 //! Locking: every operation holds `<state>/runtime.lock` (exclusive, never replaced) for its
 //! whole run; all of them are short. Crash safety: the metadata is written first with state
@@ -55,7 +60,8 @@ pub struct Setup {
     pub paths: Paths,
     /// The shared store new overlays link into.
     pub shared: PathBuf,
-    /// `CODEX_SQLITE_HOME`, when set: where codex keeps its databases instead of the home.
+    /// `CODEX_SQLITE_HOME`, when set: where codex keeps its databases instead of the home
+    /// (config.toml's `sqlite_home` is read too, see `db_dir`).
     pub sqlite_home: Option<PathBuf>,
 }
 
@@ -66,8 +72,13 @@ impl Setup {
         Ok(Setup { paths, shared, sqlite_home })
     }
 
+    /// Where codex keeps its databases: `CODEX_SQLITE_HOME`, else `sqlite_home` in the shared
+    /// config.toml, else the shared store itself.
     fn db_dir(&self, shared: &Path) -> PathBuf {
-        self.sqlite_home.clone().unwrap_or_else(|| shared.to_path_buf())
+        self.sqlite_home
+            .clone()
+            .or_else(|| index::sqlite_home_in_config(shared))
+            .unwrap_or_else(|| shared.to_path_buf())
     }
 
     fn lock(&self) -> Result<fsutil::LockGuard> {
@@ -96,9 +107,15 @@ impl Setup {
         }
     }
 
+    /// The runtime root, created (0700) when missing; an existing one is tightened to 0700
+    /// (after the check that it is a real folder, so no mode is changed through a link).
     fn root_created(&self) -> Result<Root> {
-        fsutil::ensure_private_dir(&self.paths.runtime_root())?;
-        self.root()?.context("the runtime root vanished while being created")
+        if self.root()?.is_none() {
+            fsutil::create_private_dir(&self.paths.runtime_root())?;
+        }
+        let root = self.root()?.context("the runtime root vanished while being created")?;
+        fsutil::ensure_private_dir(&root.real)?;
+        Ok(root)
     }
 }
 
@@ -176,6 +193,9 @@ pub struct DestroyReport {
     pub removed: Vec<String>,
     /// Links (to the shared store and the vault) removed as links.
     pub links_removed: usize,
+    /// Files equal to the shared store's file of the same name, removed (nothing lost).
+    #[serde(default)]
+    pub identical: Vec<String>,
     /// Entries that could not go to the shared store, and where they are now.
     pub leftovers: Vec<LeftoverLine>,
     /// Rows of codex's thread index moved from the overlay's paths to the shared store's.
@@ -225,6 +245,13 @@ pub struct Check {
 /// An account whose vault has an `auth.json` (a file, not a dangling link).
 fn account_with_auth(paths: &Paths, name: &str) -> Result<Account> {
     let account = Registry::load(paths)?.find(name)?.clone();
+    if !account.vault.is_absolute() {
+        bail!(
+            "account '{name}' has a relative vault path {} in {}",
+            account.vault.display(),
+            paths.registry().display()
+        );
+    }
     let auth = account.auth_file();
     if !std::fs::metadata(&auth).is_ok_and(|m| m.is_file()) {
         bail!(
@@ -264,14 +291,23 @@ fn link_auth(overlay: &Path, target: &Path) -> Result<()> {
 pub fn create(setup: &Setup, opts: &CreateOptions) -> Result<OverlayEvent> {
     let account = account_with_auth(&setup.paths, &opts.account)?;
     let owner = procs::stamp(opts.owner_pid).context("--owner-pid")?;
+    let inside_root = || {
+        anyhow::anyhow!(
+            "the shared store {} lies inside the runtime root: fix shared_home in the config",
+            setup.shared.display()
+        )
+    };
     if setup.shared.starts_with(setup.paths.runtime_root()) {
-        bail!("the shared store {} lies inside the runtime root: fix shared_home in the config", setup.shared.display());
+        return Err(inside_root());
     }
     layout::prepare_shared(&setup.shared)?;
     let shared = setup.shared.canonicalize().with_context(|| format!("cannot resolve {}", setup.shared.display()))?;
 
     let _lock = setup.lock()?;
     let root = setup.root_created()?;
+    if shared.starts_with(&root.real) {
+        return Err(inside_root());
+    }
     let prefix = format!("{}-", Utc::now().format("%Y%m%d-%H%M%S"));
     let dir = tempfile::Builder::new()
         .prefix(&prefix)
@@ -311,7 +347,9 @@ pub fn create(setup: &Setup, opts: &CreateOptions) -> Result<OverlayEvent> {
 /// Resolves `ID|PATH` to an overlay id. A path must name an entry directly inside the runtime
 /// root (compared after resolving links in the root's own path).
 fn resolve(root: &Root, target: &str) -> Result<String> {
-    let refuse = || anyhow::anyhow!("refusing {target}: not an overlay directly inside the runtime root {}", root.lexical.display());
+    let refuse = || {
+        anyhow::anyhow!("refusing {target}: not an overlay directly inside the runtime root {}", root.lexical.display())
+    };
     let id = if target.contains('/') {
         let p = Path::new(target);
         let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).ok_or_else(refuse)?;
@@ -401,10 +439,7 @@ fn destroy_locked(setup: &Setup, root: &Root, id: &str) -> Result<DestroyReport>
         return Ok(report);
     }
     let meta = meta::read(&dir).ok().flatten();
-    let shared = match &meta {
-        Some(m) => m.shared.clone(),
-        None => setup.shared.clone(),
-    };
+    let shared = meta.as_ref().map(|m| m.shared.clone());
     if let Some(mut m) = meta.clone() {
         report.account = Some(m.account.clone());
         if m.state != State::Destroying {
@@ -412,14 +447,16 @@ fn destroy_locked(setup: &Setup, root: &Root, id: &str) -> Result<DestroyReport>
             meta::write(&dir, &m)?;
         }
     }
-    let Dismantled { moved, removed, links_removed, leftovers } =
-        teardown::dismantle(&root.real, &dir, &shared, &setup.leftovers_dir(id))?;
+    let Dismantled { moved, removed, links_removed, identical, leftovers } =
+        teardown::dismantle(&root.real, &dir, shared.as_deref(), &setup.leftovers_dir(id))?;
     report.moved = moved;
     report.removed = removed;
     report.links_removed = links_removed;
+    report.identical = identical;
     report.leftovers = leftovers.into_iter().map(LeftoverLine::from).collect();
 
     let prefixes = [root.lexical.join(id), dir.clone()];
+    let shared = shared.unwrap_or_else(|| setup.shared.clone());
     match index::repair(&setup.db_dir(&shared), &prefixes, false, &shared) {
         Ok(r) => {
             report.threads_repaired = r.repaired;
@@ -491,7 +528,7 @@ fn collectable(i: &OverlayInfo) -> bool {
     i.in_use_by.is_empty() && (!i.alive || i.state != "ready")
 }
 
-/// Destroys overlays whose owner is gone (see [`collectable`]), removes stray links in the
+/// Destroys overlays whose owner is gone or that are not `ready` (and not in use), removes stray links in the
 /// runtime root, and repairs thread-index rows of overlays that no longer exist.
 pub fn gc(setup: &Setup) -> Result<(Vec<DestroyReport>, GcSummary)> {
     let _lock = setup.lock()?;
@@ -534,14 +571,22 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
     // The shared store.
     let shared = &setup.shared;
     match std::fs::metadata(shared) {
-        Err(_) => check("shared_store", true, format!("{} does not exist yet (created by the first overlay)", shared.display())),
+        Err(_) => check(
+            "shared_store",
+            true,
+            format!("{} does not exist yet (created by the first overlay)", shared.display()),
+        ),
         Ok(m) if !m.is_dir() => check("shared_store", false, format!("{} is not a folder", shared.display())),
         Ok(m) => {
             let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777;
             check(
                 "shared_store_mode",
                 mode & 0o022 == 0,
-                format!("{} has mode {mode:o}{}", shared.display(), if mode & 0o022 == 0 { "" } else { ": writable by others" }),
+                format!(
+                    "{} has mode {mode:o}{}",
+                    shared.display(),
+                    if mode & 0o022 == 0 { "" } else { ": writable by others" }
+                ),
             );
             let missing: Vec<&str> = layout::SHARED_DIRS
                 .iter()
@@ -554,14 +599,21 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                 if missing.is_empty() {
                     "all present".into()
                 } else {
-                    format!("not there yet (created by the next overlay unless something else has the name): {}", missing.join(", "))
+                    format!(
+                        "not there yet (created by the next overlay unless something else has the name): {}",
+                        missing.join(", ")
+                    )
                 },
             );
             let dangling = dangling_links(shared);
             check(
                 "shared_links",
                 dangling.is_empty(),
-                if dangling.is_empty() { "no dangling links".into() } else { format!("dangling links: {}", dangling.join(", ")) },
+                if dangling.is_empty() {
+                    "no dangling links".into()
+                } else {
+                    format!("dangling links: {}", dangling.join(", "))
+                },
             );
         }
     }
@@ -572,7 +624,11 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
         Ok(None) => check("runtime_root", true, format!("{} does not exist yet", setup.paths.runtime_root().display())),
         Ok(Some(root)) => {
             let mode = fsutil::mode_of(&root.real)?;
-            check("runtime_root_mode", mode == 0o700, format!("{} has mode {mode:o} (want 700)", root.lexical.display()));
+            check(
+                "runtime_root_mode",
+                mode == 0o700,
+                format!("{} has mode {mode:o} (want 700)", root.lexical.display()),
+            );
             let now = Utc::now();
             for id in root.overlays()? {
                 let i = info(&root, &id, now);
@@ -585,20 +641,38 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
                     problems.push(format!("state {}", i.state));
                 }
                 if i.problem.is_none() && !i.alive && i.in_use_by.is_empty() {
-                    problems.push(format!("owner pid {} is gone: stale, run 'hs-overlay gc'", i.owner_pid.unwrap_or(0)));
+                    problems
+                        .push(format!("owner pid {} is gone: stale, run 'hs-overlay gc'", i.owner_pid.unwrap_or(0)));
                 }
                 if teardown::is_overlay_dir(&root.real, &dir) {
-                    if !std::fs::metadata(dir.join(layout::AUTH_FILE)).is_ok_and(|m| m.is_file()) {
+                    let auth = dir.join(layout::AUTH_FILE);
+                    if !std::fs::metadata(&auth).is_ok_and(|m| m.is_file()) {
                         problems.push("auth.json does not lead to a vault auth.json".into());
                     }
-                    let dangling: Vec<String> =
-                        dangling_links(&dir).into_iter().filter(|n| !layout::SHARED_FILES.contains(&n.as_str())).collect();
+                    if let Ok(Some(m)) = meta::read(&dir) {
+                        let want = m.vault.join(layout::AUTH_FILE);
+                        if std::fs::read_link(&auth).ok().as_deref() != Some(want.as_path()) {
+                            problems.push(format!(
+                                "auth.json is not the link to {} that the metadata says",
+                                want.display()
+                            ));
+                        }
+                    }
+                    let dangling: Vec<String> = dangling_links(&dir)
+                        .into_iter()
+                        .filter(|n| !layout::SHARED_FILES.contains(&n.as_str()))
+                        .collect();
                     if !dangling.is_empty() {
                         problems.push(format!("dangling links: {}", dangling.join(", ")));
                     }
                 }
                 let detail = if problems.is_empty() {
-                    format!("{} ({}, owner pid {})", i.path.display(), i.account.unwrap_or_default(), i.owner_pid.unwrap_or(0))
+                    format!(
+                        "{} ({}, owner pid {})",
+                        i.path.display(),
+                        i.account.unwrap_or_default(),
+                        i.owner_pid.unwrap_or(0)
+                    )
                 } else {
                     format!("{}: {}", i.path.display(), problems.join("; "))
                 };
@@ -607,7 +681,11 @@ pub fn doctor(setup: &Setup) -> Result<Vec<Check>> {
             let roots = [root.lexical.clone(), root.real.clone()];
             match index::dangling_under(&setup.db_dir(shared), &roots) {
                 Ok(0) => check("thread_index", true, "no session points into a removed overlay".into()),
-                Ok(n) => check("thread_index", false, format!("{n} sessions point into removed overlays: run 'hs-overlay gc'")),
+                Ok(n) => check(
+                    "thread_index",
+                    false,
+                    format!("{n} sessions point into removed overlays: run 'hs-overlay gc'"),
+                ),
                 Err(e) => check("thread_index", false, format!("{e:#}")),
             }
         }

@@ -33,6 +33,9 @@ pub struct Dismantled {
     pub removed: Vec<String>,
     /// Links to the shared store and the vault that were removed (as links).
     pub links_removed: usize,
+    /// Files byte-for-byte equal to the shared store's file of the same name, removed (e.g. the
+    /// `.sandbox_migration` marker two overlays both wrote).
+    pub identical: Vec<String>,
     pub leftovers: Vec<Leftover>,
 }
 
@@ -91,7 +94,6 @@ fn is_real_dir(p: &Path) -> bool {
 struct Mover<'a> {
     root: &'a Path,
     overlay: &'a Path,
-    shared: &'a Path,
     leftovers_dir: &'a Path,
     out: Dismantled,
 }
@@ -99,12 +101,19 @@ struct Mover<'a> {
 impl Mover<'_> {
     /// Moves `rel` (and, for a SQLite database, its sidecars `extra`) into the shared store,
     /// merging folders; what does not fit becomes a leftover.
-    fn settle(&mut self, rel: &Path, extra: &[PathBuf]) -> Result<()> {
+    fn settle(&mut self, shared: &Path, rel: &Path, extra: &[PathBuf]) -> Result<()> {
         let group: Vec<&Path> = std::iter::once(rel).chain(extra.iter().map(PathBuf::as_path)).collect();
-        let taken = group.iter().any(|r| self.shared.join(r).symlink_metadata().is_ok());
+        let taken = group.iter().any(|r| shared.join(r).symlink_metadata().is_ok());
         if taken {
-            if extra.is_empty() && is_real_dir(&self.overlay.join(rel)) && is_real_dir(&self.shared.join(rel)) {
-                return self.merge_dir(rel);
+            let (src, dst) = (self.overlay.join(rel), shared.join(rel));
+            if extra.is_empty() && is_real_dir(&src) && is_real_dir(&dst) {
+                return self.merge_dir(shared, rel);
+            }
+            if extra.is_empty() && same_file_content(&src, &dst)? {
+                ensure_inside(self.root, &src)?;
+                std::fs::remove_file(&src).with_context(|| format!("cannot remove {}", src.display()))?;
+                self.out.identical.push(rel_string(rel));
+                return Ok(());
             }
             for r in group {
                 self.leave(r, "already in the shared store")?;
@@ -112,25 +121,23 @@ impl Mover<'_> {
             return Ok(());
         }
         for r in group {
-            let (s, d) = (self.overlay.join(r), self.shared.join(r));
+            let (s, d) = (self.overlay.join(r), shared.join(r));
             match rename_noreplace(&s, &d) {
                 Ok(true) => self.out.moved.push(rel_string(r)),
                 Ok(false) => self.leave(r, "already in the shared store")?,
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                     self.leave(r, "the shared store is on another filesystem")?
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot move {} to {}", s.display(), d.display()))
-                }
+                Err(e) => return Err(e).with_context(|| format!("cannot move {} to {}", s.display(), d.display())),
             }
         }
         Ok(())
     }
 
-    fn merge_dir(&mut self, rel: &Path) -> Result<()> {
+    fn merge_dir(&mut self, shared: &Path, rel: &Path) -> Result<()> {
         let dir = self.overlay.join(rel);
         for (name, extra) in grouped_entries(&dir)? {
-            self.settle(&rel.join(&name), &extra.iter().map(|e| rel.join(e)).collect::<Vec<_>>())?;
+            self.settle(shared, &rel.join(&name), &extra.iter().map(|e| rel.join(e)).collect::<Vec<_>>())?;
         }
         // Empty now unless leftovers could not be moved out.
         if std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?.next().is_none() {
@@ -154,6 +161,16 @@ impl Mover<'_> {
         self.out.leftovers.push(Leftover { entry: rel_string(rel), kept_at, reason: reason.to_string() });
         Ok(())
     }
+}
+
+/// True when both are regular files (not links) with the same bytes.
+fn same_file_content(a: &Path, b: &Path) -> Result<bool> {
+    let regular = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if !regular(a) || !regular(b) {
+        return Ok(false);
+    }
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    Ok(read(a)? == read(b)?)
 }
 
 /// Entries of `dir` by name, each SQLite database with its sidecars (`-wal`, `-shm`,
@@ -185,10 +202,13 @@ fn grouped_entries(dir: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
 
 /// Takes the overlay folder `overlay` (inside `root`) apart: links removed, per-overlay entries
 /// removed, codex's own new entries moved into `shared`, the rest kept under `leftovers_dir`.
-/// Our metadata file is left for the caller to remove last.
-pub fn dismantle(root: &Path, overlay: &Path, shared: &Path, leftovers_dir: &Path) -> Result<Dismantled> {
+/// Without a `shared` store (a folder whose metadata is missing or unreadable, so nobody knows
+/// what it is), every real entry is kept as a leftover. Our metadata file is left for the caller
+/// to remove last.
+pub fn dismantle(root: &Path, overlay: &Path, shared: Option<&Path>, leftovers_dir: &Path) -> Result<Dismantled> {
     ensure_inside(root, overlay)?;
-    let mut mover = Mover { root, overlay, shared, leftovers_dir, out: Dismantled::default() };
+    let shared_dir = shared.filter(|s| s.is_dir());
+    let mut mover = Mover { root, overlay, leftovers_dir, out: Dismantled::default() };
     for (name, extra) in grouped_entries(overlay)? {
         let path = overlay.join(&name);
         let text = name.to_string_lossy().into_owned();
@@ -207,10 +227,12 @@ pub fn dismantle(root: &Path, overlay: &Path, shared: &Path, leftovers_dir: &Pat
         } else if layout::is_per_overlay(&text) {
             remove_inside(root, &path)?;
             mover.out.removed.push(text);
-        } else if !shared.is_dir() {
-            mover.leave(&name, "the shared store is missing")?;
+        } else if shared.is_none() {
+            mover.leave(&name, "not a known overlay (no readable metadata)")?;
+        } else if let Some(shared) = shared_dir {
+            mover.settle(shared, &name, &extra)?;
         } else {
-            mover.settle(&name, &extra)?;
+            mover.leave(&name, "the shared store is missing")?;
         }
     }
     Ok(mover.out)
@@ -279,6 +301,8 @@ mod tests {
         let t = setup();
         std::os::unix::fs::symlink(t.vault.join("auth.json"), t.ov.join("auth.json")).unwrap();
         fs::write(t.ov.join("installation_id"), "new").unwrap();
+        fs::write(t.ov.join(".sandbox_migration"), "v2\n").unwrap();
+        fs::write(t.shared.join(".sandbox_migration"), "v2\n").unwrap();
         fs::write(t.ov.join("config.toml"), "overlay's").unwrap();
         fs::write(t.shared.join("config.toml"), "shared's").unwrap();
         fs::create_dir_all(t.ov.join("plugins/a")).unwrap();
@@ -295,9 +319,10 @@ mod tests {
         fs::write(t.ov.join("auth.lock"), "").unwrap();
         fs::write(t.ov.join(layout::META_FILE), "{}").unwrap();
 
-        let out = dismantle(&t.root, &t.ov, &t.shared, &t.left).unwrap();
+        let out = dismantle(&t.root, &t.ov, Some(&t.shared), &t.left).unwrap();
         assert_eq!(out.links_removed, 1);
         assert_eq!(out.removed, vec!["auth.lock", "tmp"]);
+        assert_eq!(out.identical, vec![".sandbox_migration"]);
         assert_eq!(out.moved, vec!["installation_id", "new_1.sqlite", "new_1.sqlite-wal", "plugins/a"]);
         let left: Vec<&str> = out.leftovers.iter().map(|l| l.entry.as_str()).collect();
         assert_eq!(left, vec!["config.toml", "old_1.sqlite", "old_1.sqlite-wal", "plugins/same"]);

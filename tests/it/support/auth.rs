@@ -67,6 +67,12 @@ pub fn minted_markers() -> Vec<String> {
     minted_tokens().iter().map(|t| marker_of(t).to_string()).collect()
 }
 
+/// The markers of minted tokens that occur in `text` (empty: no token leaked into it).
+pub fn leaked_markers(text: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(text);
+    minted_markers().into_iter().filter(|m| text.contains(m.as_str())).collect()
+}
+
 /// The `tok-…` part of a token minted here.
 pub fn marker_of(token: &str) -> &str {
     token.rsplit('.').next().unwrap_or(token)
@@ -254,6 +260,9 @@ mod tests {
         let exp = jwt_claims(&tokens.access_token).unwrap()["exp"].as_i64().unwrap();
         let now = chrono::Utc::now().timestamp();
         assert!(exp < now && exp > now - 3600, "exp {exp} now {now}");
+        assert!(leaked_markers(b"no secret here").is_empty());
+        let leak = format!("Authorization: Bearer {}", tokens.access_token);
+        assert_eq!(leaked_markers(leak.as_bytes()), [marker_of(&tokens.access_token)]);
         for t in [&tokens.id_token, &tokens.access_token] {
             assert!(minted_tokens().contains(t));
             assert!(marker_of(t).starts_with("tok-"), "{t}");

@@ -856,6 +856,33 @@ mod tests {
     }
 
     #[test]
+    fn zstd_compressed_bodies_are_decoded() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/harness");
+        let plain = std::fs::read(fixtures.join("responses-body.json")).unwrap();
+        let packed = std::fs::read(fixtures.join("responses-body.json.zst")).unwrap();
+        assert!(packed.len() * 4 < plain.len(), "the fixture is really compressed");
+        let mut wire = format!(
+            "POST {RESPONSES_PATH} HTTP/1.1\r\ncontent-encoding: zstd\r\ncontent-length: {}\r\n\r\n",
+            packed.len()
+        )
+        .into_bytes();
+        wire.extend_from_slice(&packed);
+        let req = read_request(&mut &wire[..]).unwrap();
+        assert_eq!(req.body, plain);
+        assert_eq!(classify(&req), KIND_TURN);
+    }
+
+    #[test]
+    fn title_requests_are_told_apart_from_turns() {
+        let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}});
+        let title = post(RESPONSES_PATH, json!({"text": {"format": {"type": "json_schema", "schema": schema}}}));
+        assert_eq!(classify(&title), KIND_TITLE);
+        assert_eq!(classify(&post(RESPONSES_PATH, json!({"input": []}))), KIND_TURN);
+        assert_eq!(classify(&post(REFRESH_PATH, json!({}))), KIND_REFRESH);
+        assert_eq!(classify(&post("/backend-api/ps/mcp", json!({}))), KIND_OTHER);
+    }
+
+    #[test]
     fn chunked_and_zstd_bodies_are_decoded() {
         // A zstd frame holding one raw block with the bytes `{"a":1}`.
         let payload = br#"{"a":1}"#;

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -25,10 +25,29 @@ use super::mock::{real_codex, real_codex_path, MockBackend};
 /// mock's `codex_env()` and node on PATH, started in `cwd`. Add `--no-daemon` for the TUI, and
 /// `exec --skip-git-repo-check …` for exec in a folder that is not a git repository.
 pub fn codex_command(env: &TestEnv, mock: &MockBackend, codex_home: &Path, cwd: &Path) -> Command {
+    let mut c = real_codex_command(env, codex_home, cwd);
+    c.envs(mock.codex_env());
+    c
+}
+
+/// Like `codex_command` without a mock's variables (e.g. for a `mock-backend` process).
+pub fn real_codex_command(env: &TestEnv, codex_home: &Path, cwd: &Path) -> Command {
     let mut c = env.cmd(&real_codex().to_string_lossy());
     let path = env.vars.get("PATH").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    c.current_dir(cwd).env("CODEX_HOME", codex_home).env("PATH", real_codex_path(&path)).envs(mock.codex_env());
+    c.current_dir(cwd).env("CODEX_HOME", codex_home).env("PATH", real_codex_path(&path));
     c
+}
+
+/// Puts the real codex on `env`'s PATH as `codex` (a link in `<root>/real-codex-bin`, ahead of
+/// the rest, with node's folder) for tools and shims that look codex up by name. Returns the link.
+pub fn put_real_codex_on_path(env: &mut TestEnv) -> PathBuf {
+    let dir = env.root().join("real-codex-bin");
+    std::fs::create_dir_all(&dir).expect("create real-codex-bin");
+    let link = dir.join("codex");
+    std::os::unix::fs::symlink(real_codex(), &link).expect("link codex");
+    let path = env.vars.get("PATH").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    env.set("PATH", format!("{}:{}", dir.display(), real_codex_path(&path)));
+    link
 }
 
 /// The pause between typing text and pressing Enter: keys sent in one burst look like a paste to
@@ -76,6 +95,12 @@ impl Tui {
 
     pub fn try_spawn(mut cmd: Command, rows: u16, cols: u16) -> Result<Tui> {
         let pty = nix::pty::openpty(&winsize(rows, cols), None).context("openpty")?;
+        // Other tests spawn children in parallel: they must not inherit this PTY (a stray holder
+        // of the slave side would keep the master from ever reading EOF).
+        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+                .context("set close-on-exec on the pty")?;
+        }
         let slave: OwnedFd = pty.slave;
         let master = File::from(pty.master);
         if !cmd.get_envs().any(|(k, _)| k == "TERM") {
@@ -161,6 +186,14 @@ impl Tui {
         let want = squash(text);
         self.wait_until(|s| squash(s).contains(&want), timeout)
             .map_err(|screen| format!("timed out after {timeout:?} waiting for {text:?} on the screen:\n{screen}"))
+    }
+
+    /// `wait_for_text`, panicking with the screen dump on timeout.
+    #[track_caller]
+    pub fn expect_text(&self, text: &str, timeout: Duration) {
+        if let Err(dump) = self.wait_for_text(text, timeout) {
+            panic!("{dump}");
+        }
     }
 
     /// Waits until `pred(screen)` holds; on timeout returns the last screen as the error.
