@@ -2,7 +2,7 @@
 
 use crate::support::env::{bin, TestEnv};
 use crate::support::tui::Tui;
-use crate::vault::chatgpt_auth;
+use crate::support::auth::{auth_json_for, mint_tokens, FakeAccount};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ impl Env {
             let name = format!("acc{i}");
             t.run("hs-vault", &["add", &name]).ok();
             let auth = t.home.join(format!(".codex-{name}/auth.json"));
-            std::fs::write(&auth, chatgpt_auth(&format!("{name}@example.com"), "plus", &format!("acct-{name}"), 4_000_000_000)).unwrap();
+            std::fs::write(&auth, auth_json_for(&mint_tokens(&FakeAccount::new(&name, "plus")))).unwrap();
             std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         std::fs::create_dir_all(t.home.join(".codex")).unwrap();
@@ -577,7 +577,6 @@ fn help_describes_options_and_exit_codes() {
 
 mod real {
     use super::*;
-    use crate::support::auth::FakeAccount;
     use crate::support::mock::{real_codex, real_codex_path, Behaviour, MockBackend, RequestRecord};
 
     const WAIT: Duration = Duration::from_secs(90);
