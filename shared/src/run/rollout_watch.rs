@@ -113,6 +113,19 @@ impl RolloutTail {
         RolloutTail { path, meta, offset: 0, partial: Vec::new(), since, last_limits: None }
     }
 
+    /// Follows `path` from its current end (a partial last line counts as old).
+    pub fn at_end(path: PathBuf, since: DateTime<Utc>) -> RolloutTail {
+        let mut t = RolloutTail::new(path, since);
+        let text = std::fs::read(&t.path).unwrap_or_default();
+        // Up to the last newline is old; a partial line after it is old too, but its end is not
+        // known yet: skip it by keeping it as the start of the next line, marked unreadable.
+        t.offset = text.len() as u64;
+        if text.last().is_some_and(|b| *b != b'\n') {
+            t.partial = b"\x00".to_vec();
+        }
+        t
+    }
+
     /// Reads what was appended since the last call; returns the new events (without account).
     pub fn poll(&mut self) -> Vec<Event> {
         if self.meta.is_none() {
@@ -215,6 +228,7 @@ mod tests {
         let evs = t.poll();
         assert_eq!(evs.len(), 1, "{evs:?}"); // the limit line is not complete yet
         writeln!(f).unwrap();
+        let mut at_end = RolloutTail::at_end(p.clone(), DateTime::<Utc>::MIN_UTC);
         let evs = t.poll();
         match &evs[..] {
             [Event::Limit(l)] => {
@@ -225,10 +239,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // from the end: nothing old, only what comes later
+        assert!(at_end.poll().is_empty());
+        writeln!(f, r#"{{"timestamp":"2020-01-01T00:00:00Z","type":"event_msg","payload":{{"type":"error","message":"new","codex_error_info":"usage_limit_exceeded"}}}}"#).unwrap();
+        assert!(matches!(&at_end.poll()[..], [Event::Limit(l)] if l.text == "new"));
         assert_eq!(find_session(d.path(), "abc"), Some(p.clone()));
         assert_eq!(find_session(d.path(), "bc"), None);
         let old = recorded_limits(&p);
-        assert_eq!(old.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["old", "You’ve hit your usage limit."]);
+        assert_eq!(old.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["old", "You’ve hit your usage limit.", "new"]);
         let found = newest_rollout_for(d.path(), Path::new("/w"), "2026-11-24T17:00:00Z".parse().unwrap());
         assert_eq!(found, Some(p));
         assert_eq!(newest_rollout_for(d.path(), Path::new("/other"), "2026-11-24T17:00:00Z".parse().unwrap()), None);

@@ -202,6 +202,8 @@ struct Runner<'a> {
     err: Option<std::process::ChildStderr>,
     detectors: Vec<(Stream, Detector)>,
     rollout: Option<RolloutTail>,
+    /// The resumed session's rollout, followed from where it ended before this codex started.
+    known: Option<RolloutTail>,
     next_scan: Instant,
     launched: DateTime<Utc>,
     status: Option<ExitStatus>,
@@ -261,6 +263,9 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         (child, None, out, err)
     };
     let pid = child.id();
+    // codex is not running yet, so the resumed session's file ends with the old records: what
+    // is read from here on is new, exactly (no clock involved).
+    let known = spec.known_rollout.filter(|p| p.exists()).map(|p| RolloutTail::at_end(p.to_path_buf(), launched));
     let mut r = Runner {
         spec,
         tools,
@@ -271,6 +276,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         err,
         detectors,
         rollout: None,
+        known,
         next_scan: Instant::now(),
         launched,
         status: None,
@@ -514,7 +520,7 @@ impl Runner<'_> {
         if self.rollout.is_none() && self.status.is_none() && Instant::now() >= self.next_scan {
             self.next_scan = Instant::now() + Duration::from_millis(200);
             if let Some(p) = crate::procs::find_open_file(self.pid, true, rollout_watch::is_rollout_name) {
-                self.rollout = Some(RolloutTail::new(p, self.launched));
+                self.rollout = Some(self.tail_for(p));
             }
         }
         self.poll_rollout();
@@ -522,6 +528,19 @@ impl Runner<'_> {
             self.flush_telemetry();
         }
         self.advance_stop();
+    }
+
+    /// Follows `path`: the resumed session's file from where it ended, any other from its start
+    /// (reporting only records stamped after the launch).
+    fn tail_for(&mut self, path: std::path::PathBuf) -> RolloutTail {
+        let same = |k: &RolloutTail| {
+            let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            canon(&k.path) == canon(&path)
+        };
+        match self.known.take() {
+            Some(k) if same(&k) => k,
+            _ => RolloutTail::new(path, self.launched),
+        }
     }
 
     fn poll_rollout(&mut self) {
@@ -591,12 +610,10 @@ impl Runner<'_> {
             // codex's open files could not be read (not Linux, or it was too quick): the session
             // being resumed, else the newest rollout of this folder that started after the launch.
             let sessions = self.spec.codex_home.join("sessions");
-            let found = self.spec.known_rollout.filter(|p| p.exists()).map(Path::to_path_buf).or_else(|| {
-                rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched)
-            });
-            if let Some(p) = found {
-                self.rollout = Some(RolloutTail::new(p, self.launched));
-            }
+            self.rollout = match self.known.take() {
+                Some(k) => Some(k),
+                None => rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched).map(|p| self.tail_for(p)),
+            };
         }
         self.poll_rollout();
         self.flush_telemetry_if_any();
