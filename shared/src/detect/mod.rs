@@ -77,7 +77,7 @@ pub enum Clock {
 impl Clock {
     pub fn now(self) -> DateTime<Utc> {
         match self {
-            Clock::System => Utc::now(),
+            Clock::System => whole_seconds(Utc::now()),
             Clock::Fixed(t) => t,
         }
     }
@@ -147,13 +147,18 @@ impl Stamp {
     }
 }
 
-/// A time in a JSON record: unix seconds (integer or float) or an RFC 3339 string.
+/// A time in a JSON record: unix seconds (integer or float) or an RFC 3339 string; whole seconds.
 pub(crate) fn json_time(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     match v {
         serde_json::Value::Number(n) => DateTime::from_timestamp(n.as_f64()?.floor() as i64, 0),
-        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| whole_seconds(t.with_timezone(&Utc))),
         _ => None,
     }
+}
+
+/// Events carry whole seconds, like every time the tools write.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 /// Bytes held back while the format is unknown.
