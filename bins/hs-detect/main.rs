@@ -25,8 +25,8 @@ use std::sync::Arc;
 /// In the TUI only codex's own error banner counts (a `■` at column 0 drawn after hs-detect
 /// started): the same words in an answer, a diff, a file, shell output or your prompt, the
 /// "Approaching rate limits" popup and the `⚠ 5h limit` status line never fire, and neither do
-/// banners already on the screen. Send SIGUSR1 to set a mark: banners drawn before it (a
-/// `codex resume` redrawing the old conversation) are old.
+/// banners already on the screen. SIGUSR1 sets a mark: banners drawn before it (a `codex resume`
+/// redrawing the old conversation) are old.
 ///
 /// Exit status like grep: 0 a limit was seen, 1 none, 2 error.
 #[derive(Parser, Debug)]
@@ -74,6 +74,12 @@ struct Cli {
     /// descriptor).
     #[arg(long, value_name = "FILE", requires = "tee")]
     events: Option<PathBuf>,
+
+    /// Report nothing until the first SIGUSR1 (a mark): for a `codex resume`, whose redraw of
+    /// the old conversation must not count. Every SIGUSR1 sets a mark, taking effect from the
+    /// next read of stdin.
+    #[arg(long)]
+    wait_for_mark: bool,
 
     /// Pretend the current time is TIME (RFC 3339 or unix seconds), for replays and tests:
     /// it sets `at` and the base of `try again at 7:48 PM` (read in the local time zone).
@@ -133,7 +139,7 @@ fn run(args: Cli) -> Result<i32> {
         account: args.account.clone(),
         zone: Zone::Local,
         clock,
-        wait_for_mark: false,
+        wait_for_mark: args.wait_for_mark,
     });
     let mut follower = match &args.rollout {
         Some(path) => Some(Follower::open(

@@ -54,8 +54,8 @@ pub fn read_session_meta(path: &Path) -> Result<SessionMeta> {
         .take(16 * MAX_LINE as u64)
         .read_until(b'\n', &mut line)
         .with_context(|| format!("failed to read {}", path.display()))?;
-    let v: Value = serde_json::from_slice(&line)
-        .with_context(|| format!("{}:1: not a JSON rollout record", path.display()))?;
+    let v: Value =
+        serde_json::from_slice(&line).with_context(|| format!("{}:1: not a JSON rollout record", path.display()))?;
     if v.get("type").and_then(Value::as_str) != Some("session_meta") {
         bail!("{}:1: the first record is not session_meta", path.display());
     }
@@ -115,7 +115,8 @@ impl Follower {
             // Mid-line (codex is writing it): that record is old, skip to its end.
             if pos > 0 {
                 let mut last = [0u8];
-                file.seek(SeekFrom::Start(pos - 1)).and_then(|_| file.read_exact(&mut last))
+                file.seek(SeekFrom::Start(pos - 1))
+                    .and_then(|_| file.read_exact(&mut last))
                     .with_context(|| format!("failed to read {}", path.display()))?;
                 skipping = last[0] != b'\n';
             }
@@ -260,7 +261,9 @@ impl Follower {
 fn info_kind(info: &Value) -> Option<LimitKind> {
     match info {
         Value::String(s) if s == "usage_limit_exceeded" => Some(LimitKind::UsageLimit),
-        Value::Object(m) => m.values().any(|v| v.get("http_status_code").and_then(Value::as_u64) == Some(429))
+        Value::Object(m) => m
+            .values()
+            .any(|v| v.get("http_status_code").and_then(Value::as_u64) == Some(429))
             .then_some(LimitKind::RateLimited),
         _ => None,
     }

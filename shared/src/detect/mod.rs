@@ -151,7 +151,9 @@ impl Stamp {
 pub(crate) fn json_time(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     match v {
         serde_json::Value::Number(n) => DateTime::from_timestamp(n.as_f64()?.floor() as i64, 0),
-        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| whole_seconds(t.with_timezone(&Utc))),
+        serde_json::Value::String(s) => {
+            DateTime::parse_from_rfc3339(s).ok().map(|t| whole_seconds(t.with_timezone(&Utc)))
+        }
         _ => None,
     }
 }

@@ -53,7 +53,12 @@ enum Verdict {
 
 impl ScreenReader {
     pub fn new(rows: u16, cols: u16) -> ScreenReader {
-        ScreenReader { parser: vt100::Parser::new(rows, cols, 0), pending: Vec::new(), carry: 0, reported: VecDeque::new() }
+        ScreenReader {
+            parser: vt100::Parser::new(rows, cols, 0),
+            pending: Vec::new(),
+            carry: 0,
+            reported: VecDeque::new(),
+        }
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {
@@ -155,7 +160,14 @@ impl ScreenReader {
             return;
         }
         self.pending.retain(|c| c.row != row);
-        self.pending.push(Candidate { row, first: String::new(), text: String::new(), kind: None, last_row: row, reads: 0 });
+        self.pending.push(Candidate {
+            row,
+            first: String::new(),
+            text: String::new(),
+            kind: None,
+            last_row: row,
+            reads: 0,
+        });
     }
 
     fn read_candidates(&mut self, out: &mut Vec<(LimitKind, String)>) {
@@ -178,12 +190,19 @@ impl ScreenReader {
 
     fn read(&self, c: &mut Candidate, rows: &[String]) -> Verdict {
         let screen = self.parser.screen();
-        let holds = |r: u16| {
-            rows.get(usize::from(r)).is_some_and(|t| t.starts_with('■') && t.starts_with(c.first.as_str()))
-        };
+        let holds =
+            |r: u16| rows.get(usize::from(r)).is_some_and(|t| t.starts_with('■') && t.starts_with(c.first.as_str()));
         // Where is it now? Codex scrolls history up, so look upwards.
-        // Not yet read: it must be where the glyph was printed (an old banner above is not it).
-        let lowest = if c.reads == 0 { c.row } else { 0 };
+        // Not yet read: it is where the glyph was printed, or higher up by as many rows as the
+        // terminal's own wrapping of its text scrolled it (an old banner above is not it).
+        let mut lowest = c.row;
+        if c.reads == 0 {
+            while lowest > 0 && !holds(lowest) && screen.row_wrapped(lowest - 1) {
+                lowest -= 1;
+            }
+        } else {
+            lowest = 0;
+        }
         let Some(row) = (lowest..=c.row).rev().find(|&r| holds(r)) else {
             // Erased or scrolled off: what it last showed is what a person saw.
             return if c.kind.is_some() { Verdict::Report } else { Verdict::Drop };
@@ -209,6 +228,10 @@ impl ScreenReader {
             }
         };
         let mut text = piece(row)["■ ".len()..].trim_start().to_string();
+        // Rows below may be drawn before this one is finished: judge by this row alone.
+        if !texts::could_be_limit(&text) {
+            return Verdict::Drop;
+        }
         let mut last = row;
         let mut kind = texts::classify(&text);
         while last + 1 - row <= MAX_ROWS && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
@@ -224,16 +247,14 @@ impl ScreenReader {
             last += 1;
             kind = texts::classify(&text);
         }
-        if !texts::could_be_limit(&text) {
-            return Verdict::Drop;
-        }
         c.text = text;
         c.kind = kind;
         c.last_row = last;
         let (cursor_row, _) = screen.cursor_position();
         let cursor_near = (row..=last + 1).contains(&cursor_row);
+        // Whole, and the cursor is past its start rows (rows drawn out of order are done).
         match kind {
-            Some(k) if texts::is_complete(k, &c.text) => Verdict::Report,
+            Some(k) if texts::is_complete(k, &c.text) && cursor_row >= last => Verdict::Report,
             _ if !cursor_near || c.reads >= MAX_READS => {
                 if kind.is_some() {
                     Verdict::Report

@@ -155,8 +155,9 @@ fn to_utc(local: NaiveDateTime, zone: Zone) -> Option<DateTime<Utc>> {
 
 /// `2 hours 10 minutes`, `1 day, 3 hours and 5 minutes`, `45 seconds`, `1h 30m`.
 fn parse_span(text: &str) -> Option<Duration> {
-    static PART: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?i)(\d+)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b").unwrap());
+    static PART: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)(\d+)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b").unwrap()
+    });
     let mut total = Duration::zero();
     let mut any = false;
     for c in PART.captures_iter(text) {
@@ -221,7 +222,10 @@ mod tests {
         assert!(is_complete(k, "You've hit your usage limit, try again in 2 hours 10 minutes."));
         assert!(!is_complete(k, "You’ve hit your usage limit."));
         assert!(!is_complete(k, "You’ve hit your usage limit. Try again at 7:4"));
-        assert!(!is_complete(k, "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit"));
+        assert!(!is_complete(
+            k,
+            "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit"
+        ));
         assert!(is_complete(k, "You’ve hit your usage limit. Try again at Nov 27th, 2026 5:48 PM."));
         assert!(!is_complete(LimitKind::RateLimited, "exceeded retry limit, last status: 429 Too Many Requests."));
     }
@@ -237,10 +241,7 @@ mod tests {
         assert_eq!(reset_time("try again at 12:05 AM.", now, UTC), Some(t("2026-11-25T00:05:00Z")));
         let plus2 = Zone::Fixed(FixedOffset::east_opt(2 * 3600).unwrap());
         assert_eq!(reset_time("Try again at 9:30 PM.", now, plus2), Some(t("2026-11-24T19:30:00Z")));
-        assert_eq!(
-            reset_time("or try again at Nov 27th, 2026 5:48 PM.", now, UTC),
-            Some(t("2026-11-27T17:48:00Z"))
-        );
+        assert_eq!(reset_time("or try again at Nov 27th, 2026 5:48 PM.", now, UTC), Some(t("2026-11-27T17:48:00Z")));
         assert_eq!(reset_time("try again at Dec 1st, 2026 9:05 AM.", now, plus2), Some(t("2026-12-01T07:05:00Z")));
         assert_eq!(reset_time("try again in 2 hours 10 minutes.", now, UTC), Some(t("2026-11-24T20:10:00Z")));
         assert_eq!(reset_time("try again in 1 day, 3 hours and 5 minutes.", now, UTC), Some(t("2026-11-25T21:05:00Z")));
