@@ -161,6 +161,14 @@ fn run(args: Cli) -> Result<i32> {
     };
     let mut sink = Sink { out, limits: 0 };
 
+    // With --follow hs-detect runs until killed: a signal ends it normally, so the exit status
+    // still tells what was seen. (Without, the default action is right: stdin ending ends it.)
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.follow {
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+            signal_hook::flag::register(sig, stop.clone()).context("failed to handle signals")?;
+        }
+    }
     let mark = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, mark.clone()).context("failed to handle SIGUSR1")?;
 
@@ -168,7 +176,7 @@ fn run(args: Cli) -> Result<i32> {
     let mut input = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().context("failed to read stdin")?);
     let mut tee = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         // With a rollout to follow, wait for stdin at most 250 ms at a time.
         if follower.is_some() && !wait_readable(&input, 250)? {
             poll_rollout(&mut follower, &mut sink)?;
@@ -195,11 +203,6 @@ fn run(args: Cli) -> Result<i32> {
     sink.write(detector.finish())?;
     poll_rollout(&mut follower, &mut sink)?;
     if args.follow {
-        // Until killed: a signal ends the loop so the exit status still tells what was seen.
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-            signal_hook::flag::register(sig, stop.clone()).context("failed to handle signals")?;
-        }
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(std::time::Duration::from_millis(250));
             poll_rollout(&mut follower, &mut sink)?;

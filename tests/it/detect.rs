@@ -316,21 +316,21 @@ fn rollout_from_end_reports_only_what_is_appended_while_stdin_is_open() {
 fn follow_keeps_reading_after_stdin_ends_until_terminated() {
     let t = TestEnv::new();
     let path = t.root().join("rollout.jsonl");
-    std::fs::write(&path, format!("{META}\n")).unwrap();
-    let mut child = t
-        .cmd("hs-detect")
-        .args(["--rollout", path.to_str().unwrap(), "--from-end", "--follow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    // Nothing old is reported; what is appended later is, while stdin is long gone.
+    std::fs::write(&path, format!("{META}\n{FAILED}\n")).unwrap();
+    let (mut child, stdin, _stdout) =
+        start_teeing(&t, &["--tee", "--rollout", path.to_str().unwrap(), "--from-end", "--follow"]);
+    let mut events = BufReader::new(child.stderr.take().unwrap());
+    drop(stdin);
+    // Nothing old is reported; what is appended after stdin ended is.
     append(&path, &format!("{NO_LIMITS}\n{FAILED}\n"));
     let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    events.read_line(&mut line).unwrap();
     assert!(line.starts_with(r#"{"type":"limit","kind":"usage_limit""#), "{line}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0), "a limit was seen");
+    let mut rest = String::new();
+    events.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "the old record is not reported");
 }
 
 #[test]
