@@ -1,0 +1,353 @@
+//! Usage-limit detection in codex's output: a streaming [`Detector`] for terminal bytes (the TUI),
+//! `codex exec` text, and `codex exec --json` lines.
+//!
+//! ```no_run
+//! use shared::detect::{Detector, DetectOptions, Format};
+//! let mut d = Detector::new(DetectOptions { format: Some(Format::Tui), rows: 50, cols: 200, ..Default::default() });
+//! for chunk in [&b"..."[..]] {
+//!     for event in d.feed(chunk) { /* Event::Limit(..) */ let _ = event; }
+//! }
+//! let _last = d.finish();
+//! ```
+//!
+//! What counts as a limit, per format:
+//! - **tui** ([`Format::Tui`]): the bytes drive a `vt100` screen of `rows`×`cols`. A limit is a
+//!   row that codex's error cell draws: a `■` written at column 0 (not reached by soft-wrapping),
+//!   then a space and a text that starts like one of codex's limit messages (see
+//!   [`texts::classify`]), read together with its wrapped continuation rows. Only a `■` written
+//!   AFTER the stream started (or after [`Detector::set_mark`]) counts: banners already on the
+//!   screen never fire, however often they move. Why column 0 is the rule: every other cell codex
+//!   draws is indented behind its own marker (`• ` the agent's answer, `› ` the user's prompt,
+//!   `└ `/two spaces for shell output, diffs and file views under their header), so a `■` that
+//!   the model or a file or a command prints lands at column 2 or later; the status line
+//!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs.
+//!   The same text reported twice since the last mark is reported once (a redraw of the same
+//!   banner is not a new limit).
+//! - **text** ([`Format::Text`]): a line `ERROR: <limit message>`.
+//! - **json** ([`Format::Json`]): `{"type":"error"}` lines, and `turn.failed` lines whose message
+//!   was not already reported in that turn.
+//!
+//! Auto-detection (`format: None`): the first non-blank byte `{` means json; a terminal escape
+//! sequence other than a colour (SGR) before the first newline means tui; else text. At most
+//! 4 KiB are held back while deciding.
+//!
+//! Memory is bounded: the screen model, at most 8 banners being read, the last 32 reported
+//! texts, and one 64 KiB line for the line formats.
+
+mod lines;
+mod screen;
+pub mod texts;
+
+pub use texts::Zone;
+
+use crate::events::{Event, LimitEvent, LimitKind, Source};
+use chrono::{DateTime, Utc};
+
+/// What the bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Raw terminal output of the codex TUI.
+    Tui,
+    /// `codex exec` text (its stderr, possibly merged with stdout).
+    Text,
+    /// `codex exec --json` lines.
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Format> {
+        match s {
+            "tui" => Ok(Format::Tui),
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            _ => anyhow::bail!("unknown format {s:?}: use tui, text or json"),
+        }
+    }
+}
+
+/// Where "now" comes from: the system clock, or a fixed moment (tests, replays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::System => whole_seconds(Utc::now()),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// How a [`Detector`] reads its input.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// `None`: detect the format from the first bytes.
+    pub format: Option<Format>,
+    /// The terminal size the TUI drew for (tui format only). Default 24×80.
+    pub rows: u16,
+    pub cols: u16,
+    /// Stamped into every event's `account`.
+    pub account: Option<String>,
+    /// The zone that `try again at 7:48 PM` is read in.
+    pub zone: Zone,
+    /// Gives `at` and the base for relative reset times.
+    pub clock: Clock,
+    /// When true, nothing is reported until the first [`Detector::set_mark`]: the stream is
+    /// modelled (the screen stays right) but every banner drawn before the mark is old.
+    /// For a `codex resume` that redraws the old conversation.
+    pub wait_for_mark: bool,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            format: None,
+            rows: 24,
+            cols: 80,
+            account: None,
+            zone: Zone::Local,
+            clock: Clock::System,
+            wait_for_mark: false,
+        }
+    }
+}
+
+/// Stamps events with the account, the time and a reset time.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamp {
+    pub account: Option<String>,
+    pub clock: Clock,
+    pub zone: Zone,
+}
+
+impl Stamp {
+    /// A limit event seen now; `resets_at` from the record when it had one, else from the text.
+    pub fn limit(&self, kind: LimitKind, text: &str, resets_at: Option<DateTime<Utc>>, source: Source) -> Event {
+        self.limit_at(kind, text, resets_at, source, self.clock.now(), None)
+    }
+
+    /// A limit event seen at `at` (the rollout record's own time).
+    pub fn limit_at(
+        &self,
+        kind: LimitKind,
+        text: &str,
+        resets_at: Option<DateTime<Utc>>,
+        source: Source,
+        at: DateTime<Utc>,
+        session_id: Option<String>,
+    ) -> Event {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let resets_at = resets_at.or_else(|| texts::reset_time(&text, at, self.zone));
+        Event::Limit(LimitEvent { kind, text, resets_at, source, account: self.account.clone(), at, session_id })
+    }
+}
+
+/// A time in a JSON record: unix seconds (integer or float) or an RFC 3339 string; whole seconds.
+pub(crate) fn json_time(v: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match v {
+        serde_json::Value::Number(n) => DateTime::from_timestamp(n.as_f64()?.floor() as i64, 0),
+        serde_json::Value::String(s) => {
+            DateTime::parse_from_rfc3339(s).ok().map(|t| whole_seconds(t.with_timezone(&Utc)))
+        }
+        _ => None,
+    }
+}
+
+/// Events carry whole seconds, like every time the tools write.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+/// Bytes held back while the format is unknown.
+const SNIFF_MAX: usize = 4096;
+
+enum Mode {
+    Sniff(Vec<u8>),
+    Tui(Box<screen::ScreenReader>),
+    Text(lines::LineSplitter),
+    Json(lines::LineSplitter, lines::JsonLines),
+}
+
+/// A streaming limit detector: feed it bytes as they come (split anywhere, even inside a UTF-8
+/// character or an escape sequence) and it returns the [`Event::Limit`] events they complete.
+pub struct Detector {
+    stamp: Stamp,
+    rows: u16,
+    cols: u16,
+    armed: bool,
+    mode: Mode,
+}
+
+impl Detector {
+    pub fn new(opts: DetectOptions) -> Detector {
+        let stamp = Stamp { account: opts.account, clock: opts.clock, zone: opts.zone };
+        let mut d = Detector {
+            stamp,
+            rows: opts.rows.max(1),
+            cols: opts.cols.max(2),
+            armed: !opts.wait_for_mark,
+            mode: Mode::Sniff(Vec::new()),
+        };
+        if let Some(f) = opts.format {
+            d.mode = d.mode_for(f);
+        }
+        d
+    }
+
+    /// The format in use (`None` while auto-detection still waits for bytes).
+    pub fn format(&self) -> Option<Format> {
+        match self.mode {
+            Mode::Sniff(_) => None,
+            Mode::Tui(_) => Some(Format::Tui),
+            Mode::Text(_) => Some(Format::Text),
+            Mode::Json(..) => Some(Format::Json),
+        }
+    }
+
+    /// Reads more bytes; returns the limits they complete, in order.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Mode::Sniff(buf) = &mut self.mode {
+            buf.extend_from_slice(bytes);
+            let Some(format) = sniff(buf, false) else { return out };
+            let held = std::mem::take(buf);
+            self.mode = self.mode_for(format);
+            self.consume(&held, &mut out);
+        } else {
+            self.consume(bytes, &mut out);
+        }
+        out
+    }
+
+    /// The end of the stream: reports what only the end makes certain (a banner still being
+    /// drawn, a last line without a newline). The detector can be fed again afterwards.
+    pub fn finish(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Mode::Sniff(buf) = &mut self.mode {
+            if buf.is_empty() {
+                return out;
+            }
+            let held = std::mem::take(buf);
+            let format = sniff(&held, true).unwrap_or(Format::Text);
+            self.mode = self.mode_for(format);
+            self.consume(&held, &mut out);
+        }
+        let (stamp, armed) = (&self.stamp, self.armed);
+        match &mut self.mode {
+            Mode::Sniff(_) => {}
+            Mode::Tui(s) => {
+                for (kind, text) in s.finish() {
+                    out.push(stamp.limit(kind, &text, None, Source::Screen));
+                }
+            }
+            Mode::Text(split) => split.finish(|l| out.extend(lines::text_line(l, stamp))),
+            Mode::Json(split, json) => split.finish(|l| out.extend(json.line(l, stamp))),
+        }
+        if !armed {
+            out.clear();
+        }
+        out
+    }
+
+    /// Everything up to here is old: banners on the screen now (or half drawn) and lines not
+    /// yet finished are never reported, and the memory of reported texts is cleared. Also arms
+    /// a detector made with `wait_for_mark`.
+    pub fn set_mark(&mut self) {
+        self.armed = true;
+        match &mut self.mode {
+            Mode::Sniff(_) => {}
+            Mode::Tui(s) => s.set_mark(),
+            Mode::Text(split) | Mode::Json(split, _) => *split = lines::LineSplitter::default(),
+        }
+    }
+
+    /// The terminal was resized (SIGWINCH): the screen model follows.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.rows = rows.max(1);
+        self.cols = cols.max(2);
+        if let Mode::Tui(s) = &mut self.mode {
+            s.resize(self.rows, self.cols);
+        }
+    }
+
+    fn mode_for(&self, format: Format) -> Mode {
+        match format {
+            Format::Tui => Mode::Tui(Box::new(screen::ScreenReader::new(self.rows, self.cols))),
+            Format::Text => Mode::Text(lines::LineSplitter::default()),
+            Format::Json => Mode::Json(lines::LineSplitter::default(), lines::JsonLines::default()),
+        }
+    }
+
+    fn consume(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
+        let (stamp, armed) = (&self.stamp, self.armed);
+        let start = out.len();
+        match &mut self.mode {
+            Mode::Sniff(_) => unreachable!("format decided before consuming"),
+            Mode::Tui(s) => {
+                for (kind, text) in s.feed(bytes, armed) {
+                    out.push(stamp.limit(kind, &text, None, Source::Screen));
+                }
+            }
+            Mode::Text(split) => split.push(bytes, |l| out.extend(lines::text_line(l, stamp))),
+            Mode::Json(split, json) => split.push(bytes, |l| out.extend(json.line(l, stamp))),
+        }
+        if !armed {
+            out.truncate(start);
+        }
+    }
+}
+
+/// Decides the format from the first bytes, or `None` to wait for more (never at the end).
+fn sniff(buf: &[u8], at_end: bool) -> Option<Format> {
+    let first = buf.iter().position(|b| !b.is_ascii_whitespace());
+    if let Some(i) = first {
+        if buf[i] == b'{' {
+            return Some(Format::Json);
+        }
+    }
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let mut i = 0;
+    while let Some(off) = buf[i..line_end].iter().position(|&b| b == 0x1b) {
+        let esc = i + off;
+        match buf.get(esc + 1) {
+            None if !at_end => return None,
+            Some(b'[') => {
+                let fin = buf[esc + 2..].iter().position(|b| (0x40..=0x7e).contains(b));
+                match fin {
+                    None if !at_end => return None,
+                    Some(f) if buf[esc + 2 + f] != b'm' => return Some(Format::Tui),
+                    _ => {}
+                }
+            }
+            Some(_) => return Some(Format::Tui),
+            None => {}
+        }
+        i = esc + 1;
+    }
+    if first.is_some() && (line_end < buf.len() || buf.len() >= SNIFF_MAX || at_end) {
+        return Some(Format::Text);
+    }
+    at_end.then_some(Format::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_formats() {
+        assert_eq!(sniff(b"  {\"type\"", false), Some(Format::Json));
+        assert_eq!(sniff(b"\x1b[?2004h", false), Some(Format::Tui));
+        assert_eq!(sniff(b"\x1b[31mERROR: x\n", false), Some(Format::Text));
+        assert_eq!(sniff(b"\x1b[31", false), None);
+        assert_eq!(sniff(b"OpenAI Codex", false), None);
+        assert_eq!(sniff(b"OpenAI Codex", true), Some(Format::Text));
+        assert_eq!(sniff(b"OpenAI Codex\n\x1b[H", false), Some(Format::Text));
+        assert_eq!(sniff(b"\x1b7", false), Some(Format::Tui));
+    }
+}
