@@ -4,9 +4,9 @@
 //! Records written before this run's launch are never reported: a resumed session appends to
 //! the file that already holds the old limit, and that old limit must not count again.
 
-use crate::events::{Event, LimitEvent, LimitKind, RateLimitsEvent, RateWindow, Source};
+use crate::events::{Event, LimitEvent, RateLimitsEvent};
+use crate::rollout::{FollowOptions, Follower};
 use chrono::{DateTime, Utc};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// True for a file named like codex's session rollouts (`rollout-<time>-<uuid>.jsonl`).
@@ -16,32 +16,7 @@ pub fn is_rollout_name(p: &Path) -> bool {
         .is_some_and(|n| n.starts_with("rollout-") && n.ends_with(".jsonl"))
 }
 
-/// The `session_meta` payload fields hs-run uses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionMeta {
-    pub id: String,
-    pub cwd: Option<PathBuf>,
-    pub timestamp: Option<DateTime<Utc>>,
-}
-
-/// Reads the first line of a rollout; `None` when it is not (yet) a `session_meta` record.
-pub fn read_session_meta(path: &Path) -> Option<SessionMeta> {
-    let mut first = String::new();
-    let f = std::fs::File::open(path).ok()?;
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first).ok()?;
-    let v: serde_json::Value = serde_json::from_str(first.trim()).ok()?;
-    if v.get("type")?.as_str()? != "session_meta" {
-        return None;
-    }
-    let p = v.get("payload")?;
-    let id = p.get("id").or_else(|| p.get("session_id"))?.as_str()?.to_string();
-    let ts = |x: Option<&serde_json::Value>| x.and_then(|t| t.as_str()).and_then(|t| t.parse().ok());
-    Some(SessionMeta {
-        id,
-        cwd: p.get("cwd").and_then(|c| c.as_str()).map(PathBuf::from),
-        timestamp: ts(p.get("timestamp")).or_else(|| ts(v.get("timestamp"))),
-    })
-}
+pub use crate::rollout::{read_session_meta, SessionMeta};
 
 /// The newest rollout under `sessions` whose `session_meta` names `cwd` and that started at or
 /// after `since` (for when codex's open files cannot be read).
@@ -66,8 +41,9 @@ pub fn newest_rollout_for(sessions: &Path, cwd: &Path, since: DateTime<Utc>) -> 
     found.sort();
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     found.into_iter().rev().map(|(_, p)| p).find(|p| {
-        read_session_meta(p).is_some_and(|m| {
-            m.cwd.as_deref().is_some_and(|c| canon(c) == canon(cwd)) && m.timestamp.is_none_or(|t| t >= since)
+        read_session_meta(p).is_ok_and(|m| {
+            // session_meta times are read in whole seconds
+            m.cwd.as_deref().is_some_and(|c| canon(c) == canon(cwd)) && m.timestamp.is_none_or(|t| t.timestamp() >= since.timestamp())
         })
     })
 }
@@ -95,121 +71,84 @@ pub fn recorded_limits(path: &Path) -> Vec<LimitEvent> {
     tail.poll().into_iter().filter_map(|e| if let Event::Limit(l) = e { Some(l) } else { None }).collect()
 }
 
-/// Tails one rollout file.
+/// Tails one rollout file with [`crate::rollout::Follower`], keeping what hs-run needs on top:
+/// only records stamped at or after this run's launch, the session id, and the exact reset time
+/// of a limit (from the `token_count` record at 100% that comes with it; the message only says
+/// "8:13 PM").
 pub struct RolloutTail {
     pub path: PathBuf,
     pub meta: Option<SessionMeta>,
-    offset: u64,
-    partial: Vec<u8>,
+    follower: Option<Follower>,
+    /// Whole seconds, like the records' times as the follower reads them.
     since: DateTime<Utc>,
-    /// The latest rate-limit windows seen (for the reset time of a limit record).
     last_limits: Option<RateLimitsEvent>,
 }
 
 impl RolloutTail {
-    /// Follows `path`, reporting only records stamped at or after `since`.
+    /// Follows `path` from its start, reporting only records stamped at or after `since`.
     pub fn new(path: PathBuf, since: DateTime<Utc>) -> RolloutTail {
-        let meta = read_session_meta(&path);
-        RolloutTail { path, meta, offset: 0, partial: Vec::new(), since, last_limits: None }
+        RolloutTail::open(path, since, false)
     }
 
-    /// Follows `path` from its current end (a partial last line counts as old).
+    /// Follows `path` from its current end: everything already in it is old.
     pub fn at_end(path: PathBuf, since: DateTime<Utc>) -> RolloutTail {
-        let mut t = RolloutTail::new(path, since);
-        let text = std::fs::read(&t.path).unwrap_or_default();
-        // Up to the last newline is old; a partial line after it is old too, but its end is not
-        // known yet: skip it by keeping it as the start of the next line, marked unreadable.
-        t.offset = text.len() as u64;
-        if text.last().is_some_and(|b| *b != b'\n') {
-            t.partial = b"\x00".to_vec();
-        }
-        t
+        RolloutTail::open(path, since, true)
+    }
+
+    fn open(path: PathBuf, since: DateTime<Utc>, from_end: bool) -> RolloutTail {
+        let follower = Follower::open(&path, FollowOptions { from_end, ..Default::default() }).ok();
+        let since = DateTime::from_timestamp(since.timestamp(), 0).unwrap_or(since);
+        RolloutTail { meta: read_session_meta(&path).ok(), path, follower, since, last_limits: None }
     }
 
     /// Reads what was appended since the last call; returns the new events (without account).
     pub fn poll(&mut self) -> Vec<Event> {
         if self.meta.is_none() {
-            self.meta = read_session_meta(&self.path);
+            self.meta = read_session_meta(&self.path).ok();
         }
-        let mut buf = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&self.path) {
-            if f.seek(SeekFrom::Start(self.offset)).is_ok() {
-                let _ = f.read_to_end(&mut buf);
-            }
+        if self.follower.is_none() {
+            self.follower = Follower::open(&self.path, FollowOptions::default()).ok();
         }
-        self.offset += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
+        let evs = self.follower.as_mut().and_then(|f| f.poll().ok()).unwrap_or_default();
         let mut out = Vec::new();
-        while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=nl).collect();
-            if let Some(ev) = self.record(&String::from_utf8_lossy(&line)) {
-                out.push(ev);
+        for ev in evs {
+            match ev {
+                Event::RateLimits(r) => {
+                    self.last_limits = Some(r.clone());
+                    if r.at >= self.since {
+                        out.push(Event::RateLimits(r));
+                    }
+                }
+                Event::Limit(mut l) if l.at >= self.since => {
+                    if let Some(exact) = self.last_limits.as_ref().and_then(full_window_reset) {
+                        l.resets_at = Some(exact);
+                    }
+                    if l.session_id.is_none() {
+                        l.session_id = self.meta.as_ref().map(|m| m.id.clone());
+                    }
+                    out.push(Event::Limit(l));
+                }
+                _ => {}
             }
         }
         out
     }
+}
 
-    fn record(&mut self, line: &str) -> Option<Event> {
-        let v: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-        let at: DateTime<Utc> = v.get("timestamp")?.as_str()?.parse().ok()?;
-        let p = v.get("payload")?;
-        let session_id = self.meta.as_ref().map(|m| m.id.clone());
-        if let Some(rl) = p.get("rate_limits").filter(|r| r.is_object()) {
-            let window = |k: &str| {
-                let w = rl.get(k).filter(|w| w.is_object())?;
-                Some(RateWindow {
-                    used_percent: w.get("used_percent").and_then(|x| x.as_f64()),
-                    window_minutes: w.get("window_minutes").and_then(|x| x.as_u64()),
-                    resets_at: w
-                        .get("resets_at")
-                        .and_then(|x| x.as_i64())
-                        .and_then(|s| DateTime::from_timestamp(s, 0))
-                        .or_else(|| {
-                            let secs = w.get("resets_in_seconds")?.as_i64()?;
-                            Some(at + chrono::Duration::seconds(secs))
-                        }),
-                })
-            };
-            let ev = RateLimitsEvent {
-                primary: window("primary"),
-                secondary: window("secondary"),
-                limit_id: rl.get("limit_id").and_then(|x| x.as_str()).map(String::from),
-                plan_type: rl.get("plan_type").and_then(|x| x.as_str()).map(String::from),
-                account: None,
-                at,
-                session_id: session_id.clone(),
-            };
-            self.last_limits = Some(ev.clone());
-            return (at >= self.since).then_some(Event::RateLimits(ev));
-        }
-        if !line.contains("usage_limit_exceeded") || at < self.since {
-            return None;
-        }
-        let err = p.get("error").unwrap_or(p);
-        let text = err.get("message").and_then(|m| m.as_str()).unwrap_or("usage limit reached").to_string();
-        let resets_at = self.last_limits.as_ref().and_then(|l| {
-            [&l.primary, &l.secondary]
-                .into_iter()
-                .flatten()
-                .filter(|w| w.used_percent.is_some_and(|u| u >= 100.0))
-                .filter_map(|w| w.resets_at)
-                .max()
-        });
-        Some(Event::Limit(LimitEvent {
-            kind: LimitKind::UsageLimit,
-            text,
-            resets_at,
-            source: Source::Rollout,
-            account: None,
-            at,
-            session_id,
-        }))
-    }
+/// The latest reset among the windows at 100%.
+fn full_window_reset(r: &RateLimitsEvent) -> Option<DateTime<Utc>> {
+    [&r.primary, &r.secondary]
+        .into_iter()
+        .flatten()
+        .filter(|w| w.used_percent.is_some_and(|u| u >= 100.0))
+        .filter_map(|w| w.resets_at)
+        .max()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Source;
     use std::io::Write;
 
     #[test]
@@ -248,7 +187,11 @@ mod tests {
         let old = recorded_limits(&p);
         assert_eq!(old.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["old", "You’ve hit your usage limit.", "new"]);
         let found = newest_rollout_for(d.path(), Path::new("/w"), "2026-11-24T17:00:00Z".parse().unwrap());
-        assert_eq!(found, Some(p));
+        assert_eq!(found.as_deref(), Some(p.as_path()));
         assert_eq!(newest_rollout_for(d.path(), Path::new("/other"), "2026-11-24T17:00:00Z".parse().unwrap()), None);
+        // a session that started in the launch's second (meta times are whole seconds)
+        let same_second = newest_rollout_for(d.path(), Path::new("/w"), "2026-11-24T18:00:00.700Z".parse().unwrap());
+        assert_eq!(same_second.as_deref(), Some(p.as_path()));
+        assert_eq!(newest_rollout_for(d.path(), Path::new("/w"), "2026-11-24T18:00:01Z".parse().unwrap()), None);
     }
 }
