@@ -413,6 +413,34 @@ fn sigterm_and_sighup_reach_codex_and_hs_run_cleans_up() {
 }
 
 #[test]
+fn signals_reach_a_non_interactive_codex() {
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let e = Env::new(1);
+        let child = e
+            .t
+            .cmd("hs-run")
+            .args(["--", "exec", "slow"])
+            .env("FAKE_CODEX_EXEC_SLEEP_MS", "60000")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // once the fake codex runs (it logs its start), signal hs-run alone
+        for _ in 0..400 {
+            if !e.runs().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert_eq!(e.runs().len(), 1);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::try_from(sig).unwrap()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+        e.assert_no_overlay();
+    }
+}
+
+#[test]
 fn window_size_is_copied_and_follows_resizes() {
     let e = Env::new(1);
     let tui = e.tui(&[], &[]);
