@@ -13,6 +13,12 @@ use std::path::PathBuf;
 /// Run codex; when its account hits the usage limit, continue the same session on the next
 /// account (hs-rotate), in a per-session CODEX_HOME (hs-overlay), seen by hs-detect.
 ///
+/// On a limit: the account is recorded as exhausted (hs-rotate exhaust), codex is stopped (the
+/// TUI with Ctrl-C, as a user would), and the same session is resumed on the next account with
+/// `codex resume <SESSION_ID> <continue prompt>` (exec: `codex exec resume …`), keeping your
+/// flags. A notice says so; each switch is appended to $XDG_STATE_HOME/codex-hotswap/events.jsonl
+/// and given to the "on_swap" hook of config.json on stdin.
+///
 /// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
 /// else (`--version`, `--help`, `login`, `mcp`, …) runs the real codex untouched.
 ///

@@ -8,10 +8,29 @@
 //! limit → hs-rotate exhaust → stop codex → hs-rotate next → hs-overlay swap → codex resume <id> <prompt>
 //! ```
 //!
-//! Detection: the screen (or exec's text) goes to `hs-detect` children, as the tool contract
-//! says; the session's rollout is followed in-process, because only here is it known which file
-//! codex holds open and when this run started, and a record written before that must not count
-//! (the resumed session appends to the same file, below its old limit record).
+//! Detection, two sources:
+//! - codex's output goes to `hs-detect` children, as the tool contract says: one for the TUI's
+//!   terminal bytes (restarted at the new size after a resize, since its `--size` is fixed), or
+//!   one each for exec's stdout (`json` with `--json`) and stderr, so the two streams stay apart.
+//! - the session's rollout is followed in-process ([`crate::rollout::Follower`]), because only
+//!   here is it known which file codex holds open and where it ended before this codex started.
+//!   The file is the one codex (or, with the npm launcher on Node 20, its child) has open for
+//!   writing, else the newest rollout of this folder that started after the launch. A resumed
+//!   session's file is followed from its old end (a byte offset, no clock), so its old limit
+//!   record never counts; any other file counts records stamped at or after the launch.
+//!
+//! One limit gives one switch: the first limit event of a run decides; later ones of that run
+//! only refine its reset time (the rollout's 100% window is exact, the screen says "8:13 PM").
+//! A resumed TUI redraws the old conversation, old banner included, and hs-detect reports it
+//! again: a screen/text limit that matches one already handled (same text apart from wrapping,
+//! or same kind and reset minute) is a redraw. Limits already recorded in a session the user
+//! resumes or forks count as handled. hs-detect's SIGUSR1 mark is not used: it would land at an
+//! arbitrary point of the piped stream, and nothing tells when the redraw is over.
+//!
+//! Stopping codex for a switch: the TUI gets Ctrl-C twice (codex 0.169.0 then prints "Shutting
+//! down", restores the terminal and keeps its rollout), a third time for a non-empty composer,
+//! SIGTERM to its process group after 4 s and SIGKILL after 6 s (then hs-run resets the terminal
+//! modes codex left on). `exec` ends by itself after a limit (exit 1); TERM after 5 s.
 
 pub mod args;
 pub mod codex_path;
