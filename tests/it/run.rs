@@ -750,4 +750,23 @@ mod real {
         r.assert_acc3_untouched();
         assert_no_overlay(&r.t);
     }
+
+    #[test]
+    fn real_exec_json_moves_the_session_to_acc2() {
+        let r = Real::new();
+        let out = r
+            .hs_run()
+            .args(["--", "exec", "--json", "--skip-git-repo-check", "json question"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+        r.assert_moved_to_acc2("json question");
+        // stdout stays codex's JSON lines: the failed turn of the first run, then the answer
+        let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+        assert!(lines.iter().any(|v| v["type"] == "turn.failed"), "{stdout}");
+        assert!(stdout.contains("Hello from acc2"), "{stdout}");
+        assert!(stderr.contains("continuing this session on acc2"), "{stderr}");
+        r.assert_acc3_untouched();
+    }
 }
