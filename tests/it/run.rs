@@ -707,6 +707,38 @@ mod real {
         assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
     }
 
+    /// acc1 and acc2 both at their limit: the session goes acc1 → acc2 → acc3, one switch per
+    /// limit, although the resumed TUI redraws the earlier banners each time.
+    fn two_switches(acc2_reset_offset: i64) {
+        let r = Real::new();
+        let acc1_reset = chrono::Utc::now().timestamp() + 3 * 3600;
+        r.mock.set_behaviour("acct-acc1", Behaviour::usage_limit("plus", acc1_reset));
+        r.mock.set_behaviour("acct-acc2", Behaviour::usage_limit("plus", acc1_reset + acc2_reset_offset));
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("question for three");
+        tui.wait_for_text("Hello from acc3", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let turns: Vec<_> = r.mock.turns();
+        let seen: Vec<_> = turns.iter().map(|t| (t.account_id.clone().unwrap_or_default(), t.status)).collect();
+        assert_eq!(seen, [("acct-acc1".to_string(), 429), ("acct-acc2".to_string(), 429), ("acct-acc3".to_string(), 200)]);
+        assert!(turns.iter().all(|t| t.session_id.is_some() && t.session_id == turns[0].session_id), "one session: {turns:?}");
+        let swaps = swaps(&r.t);
+        let pairs: Vec<_> = swaps.iter().map(|s| (s["from"].as_str().unwrap(), s["to"].as_str().unwrap())).collect();
+        assert_eq!(pairs, [("acc1", "acc2"), ("acc2", "acc3")]);
+    }
+
+    #[test]
+    fn real_tui_switches_twice_when_two_accounts_are_out() {
+        two_switches(2 * 3600);
+    }
+
+    /// Both limits show the same "try again at" text: only the rollout tells the second one
+    /// from a redraw of the first.
+    #[test]
+    fn real_tui_second_limit_with_the_same_reset_text_still_switches() {
+        two_switches(0);
+    }
+
     /// The facts hs-run's session-id lookup stands on: with Node 20 the npm launcher runs the
     /// native codex as a child, and that child holds the session's rollout open for writing.
     #[test]
@@ -735,13 +767,16 @@ mod real {
     }
 
     #[test]
-    fn real_exec_moves_the_session_to_acc2_without_a_terminal() {
-        let r = Real::new();
-        let out = r
-            .hs_run()
-            .args(["--", "exec", "--skip-git-repo-check", "exec question"])
-            .output()
-            .unwrap();
+    fn real_exec_through_the_shim_moves_the_session_to_acc2_without_a_terminal() {
+        let mut r = Real::new();
+        // plain `codex` is the codex-hotswap shim, which runs hs-run
+        let shim_dir = r.t.root().join("shim");
+        std::fs::create_dir_all(&shim_dir).unwrap();
+        std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
+        let path = format!("{}:{}", shim_dir.display(), r.t.vars["PATH"].to_string_lossy());
+        r.t.set("PATH", path);
+        let mut cmd = r.t.cmd(shim_dir.join("codex").to_str().unwrap());
+        let out = cmd.current_dir(&r.work).args(["exec", "--skip-git-repo-check", "exec question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
         r.assert_moved_to_acc2("exec question");
