@@ -739,6 +739,27 @@ mod real {
         two_switches(0);
     }
 
+    #[test]
+    fn real_tui_all_accounts_out_exits_75_with_the_list() {
+        let r = Real::new();
+        for (i, a) in ["acct-acc1", "acct-acc2", "acct-acc3"].iter().enumerate() {
+            r.mock.set_behaviour(a, Behaviour::usage_limit("plus", chrono::Utc::now().timestamp() + 3600 * (i as i64 + 1)));
+        }
+        let mut cmd = r.hs_run();
+        cmd.args(["--on-exhausted", "exit"]);
+        let mut tui = Tui::spawn(cmd, 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("nobody can answer");
+        let st = tui.wait_exit(WAIT).expect("hs-run exits");
+        assert_eq!(st.code(), Some(75), "{}", tui.screen());
+        let session = r.mock.turns()[0].session_id.clone().unwrap();
+        tui.wait_for_text(&format!("continue this session later with: codex resume {session}"), WAIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(tui.screen_has("codex-hotswap: every account has hit its usage limit:"), "{}", tui.screen());
+        assert_eq!(r.mock.turns().len(), 3, "one turn per account");
+        assert_no_overlay(&r.t);
+    }
+
     /// The facts hs-run's session-id lookup stands on: with Node 20 the npm launcher runs the
     /// native codex as a child, and that child holds the session's rollout open for writing.
     #[test]
