@@ -97,15 +97,10 @@ impl Detector {
     fn read_events(&mut self) -> Vec<Event> {
         let mut chunk = [0u8; 8192];
         loop {
-            match nix::unistd::read(self.out.as_raw_fd(), &mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => break,
-                Err(_) => {
+            match read_some(self.out.as_raw_fd(), &mut chunk) {
+                Got::Data(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Got::Nothing => break,
+                Got::Closed => {
                     self.eof = true;
                     break;
                 }
@@ -216,6 +211,9 @@ struct Runner<'a> {
     last_record: Instant,
     warnings: Vec<String>,
     stdout_ok: bool,
+    /// Keys on their way to codex: written when the PTY has room, so a codex that is busy
+    /// writing never deadlocks with hs-run writing to it.
+    to_codex: Vec<u8>,
 }
 
 /// Runs codex once, as `spec` says.
@@ -289,6 +287,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         last_record: Instant::now(),
         warnings: Vec::new(),
         stdout_ok: true,
+        to_codex: Vec::new(),
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -328,7 +327,13 @@ impl Runner<'_> {
                     fds.push((10 + i as u8, d.out.as_fd()));
                 }
             }
-            let mut pfds: Vec<PollFd> = fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+            let mut pfds: Vec<PollFd> = fds
+                .iter()
+                .map(|(k, fd)| {
+                    let out = if *k == 2 && !self.to_codex.is_empty() { PollFlags::POLLOUT } else { PollFlags::empty() };
+                    PollFd::new(*fd, PollFlags::POLLIN | out)
+                })
+                .collect();
             match nix::poll::poll(&mut pfds, 100u16) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("poll"),
@@ -351,14 +356,14 @@ impl Runner<'_> {
                             // While codex is being stopped, keys (and the terminal's answers to
                             // its last queries) are dropped: they are not for the next codex.
                             Got::Data(n) if self.stop.is_none() => {
-                                if let Some(m) = &self.master {
-                                    let _ = write_all_fd(m.as_fd(), &buf[..n]);
-                                }
+                                self.to_codex.extend_from_slice(&buf[..n]);
+                                self.write_keys();
                             }
                             Got::Data(_) => {}
                         }
                     }
                     2 => {
+                        self.write_keys();
                         let raw = self.master.as_ref().map(|m| m.as_raw_fd()).unwrap_or(-1);
                         match read_some(raw, &mut buf) {
                             Got::Nothing => {}
@@ -389,6 +394,20 @@ impl Runner<'_> {
                 }
             }
             self.tick(term);
+        }
+    }
+
+    /// Writes what the PTY takes of the pending keys.
+    fn write_keys(&mut self) {
+        let Some(m) = &self.master else { return self.to_codex.clear() };
+        while !self.to_codex.is_empty() {
+            match nix::unistd::write(m.as_fd(), &self.to_codex) {
+                Ok(n) => {
+                    self.to_codex.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => break,
+            }
         }
     }
 
@@ -493,6 +512,7 @@ impl Runner<'_> {
                     self.warnings.push(format!("{e:#}"));
                 }
                 if self.spec.may_switch && self.status.is_none() {
+                    self.to_codex.clear();
                     let plan = if self.spec.pty { TUI_STOP } else { EXEC_STOP };
                     self.stop = Some((Stop { since: Instant::now(), step: 0 }, plan));
                 }
@@ -570,9 +590,8 @@ impl Runner<'_> {
         stop.step += 1;
         match action {
             StopAction::Key => {
-                if let Some(m) = &self.master {
-                    let _ = write_all_fd(m.as_fd(), b"\x03");
-                }
+                self.to_codex.push(0x03);
+                self.write_keys();
             }
             StopAction::Term => {
                 self.killed = true;
@@ -701,18 +720,3 @@ fn read_some(fd: i32, buf: &mut [u8]) -> Got {
     }
 }
 
-/// Writes all of `bytes` to a (possibly non-blocking) fd, waiting for room when it is full.
-fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => {
-                let mut p = [PollFd::new(fd, PollFlags::POLLOUT)];
-                let _ = nix::poll::poll(&mut p, 100u16);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
