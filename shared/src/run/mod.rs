@@ -202,6 +202,10 @@ pub fn run(opts: &Options) -> Result<i32> {
         }
     }
     loop {
+        // Ctrl-C, TERM or HUP while hs-run was getting ready (or switching): do not start codex.
+        if let Some(code) = term.pending_quit() {
+            return Ok(code);
+        }
         let spec = supervise::RunSpec {
             codex: &opts.codex,
             argv: &argv,
@@ -255,9 +259,6 @@ pub fn run(opts: &Options) -> Result<i32> {
                 Err(code) => return Ok(code),
             },
         };
-        if let Some(code) = term.pending_quit() {
-            return Ok(code);
-        }
         term.drop_pending_input();
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
