@@ -567,6 +567,14 @@ fn a_failed_switch_says_how_to_continue_and_cleans_up() {
     assert!(last.contains(&format!("codex resume {id}")), "{err}");
     assert_eq!(e.runs().len(), 1);
     e.assert_no_overlay();
+
+    // the same in the TUI: the terminal is restored before the error is printed
+    e.t.run("hs-rotate", &["reset"]).ok();
+    e.t.run("hs-rotate", &["use", "acc1"]).ok();
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "all")]);
+    assert_eq!(e.finished(&tui), 2);
+    assert!(tui.screen_has("hs-run: cannot move the session to the next account"), "{}", tui.screen());
+    e.assert_no_overlay();
 }
 
 #[test]
