@@ -175,7 +175,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     let interactive = opts.args.kind == Kind::Tui
         && pty::is_terminal(std::io::stdin().as_fd())
         && pty::is_terminal(std::io::stdout().as_fd());
-    let mut account = match &opts.account {
+    let account = match &opts.account {
         Some(a) => a.clone(),
         None => match opts.tools.pick()? {
             Some(a) => a,
@@ -186,7 +186,22 @@ pub fn run(opts: &Options) -> Result<i32> {
         },
     };
     let overlay = opts.tools.overlay_create(&account, std::process::id())?;
-    let _guard = OverlayGuard { tools: &opts.tools, id: overlay.id.clone() };
+    let guard = OverlayGuard { tools: &opts.tools, id: overlay.id.clone() };
+    let result = session(&mut term, opts, interactive, account, &overlay);
+    // The terminal first, so whatever is said next (the overlay, an error) prints normally.
+    drop(term);
+    drop(guard);
+    result
+}
+
+/// The switch loop, in `overlay`, starting on `account`.
+fn session(
+    term: &mut Term,
+    opts: &Options,
+    interactive: bool,
+    mut account: String,
+    overlay: &crate::events::OverlayEvent,
+) -> Result<i32> {
     let mut argv = opts.args.first_run(opts.no_daemon);
     let mut handled: Vec<LimitEvent> = Vec::new();
     let mut swaps = 0u32;
@@ -219,7 +234,7 @@ pub fn run(opts: &Options) -> Result<i32> {
             null_stdin: resumed,
             known_rollout: rollout.as_deref(),
         };
-        let res = supervise::run_once(&mut term, &opts.tools, &spec)?;
+        let res = supervise::run_once(term, &opts.tools, &spec)?;
         let mut warnings = res.warnings.clone();
         warnings.dedup();
         for w in &warnings {
@@ -254,7 +269,7 @@ pub fn run(opts: &Options) -> Result<i32> {
         let later = || format!("cannot move the session to the next account (continue it later with: codex resume {session_id})");
         let next = match opts.tools.next().with_context(later)? {
             Some(n) => n,
-            None => match wait_for_account(&mut term, opts, Some(&session_id))? {
+            None => match wait_for_account(term, opts, Some(&session_id))? {
                 Ok(n) => n,
                 Err(code) => return Ok(code),
             },
