@@ -309,6 +309,40 @@ fn exec_reads_its_prompt_from_stdin_only_once() {
 }
 
 #[test]
+fn two_sessions_at_once_are_independent() {
+    let e = Env::new(3);
+    let log_b = e.t.root().join("fake-codex-b.jsonl");
+    // A hits its limit on acc1 and moves on; B works on acc3 meanwhile (each fake logs apart)
+    let spawn = |args: &[&str], envs: &[(&str, &std::ffi::OsStr)]| {
+        e.t.cmd("hs-run")
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("FAKE_CODEX_EXEC_SLEEP_MS", "300")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&["--account", "acc1", "--", "exec", "first"], &[("FAKE_CODEX_LIMIT", "1".as_ref())]);
+    let b = spawn(&["--account", "acc3", "--", "exec", "second"], &[("FAKE_CODEX_LOG", log_b.as_os_str())]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(a.status.code(), Some(0), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(String::from_utf8_lossy(&b.stdout), "fake answer to: second\n");
+    let runs_a = e.runs();
+    let runs_b: Vec<Value> = std::fs::read_to_string(&log_b).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs_a.len(), 2);
+    assert_eq!(runs_b.len(), 1);
+    assert_eq!(runs_a[0]["account_id"], "acct-acc1");
+    assert_ne!(runs_a[1]["account_id"], "acct-acc1");
+    assert_eq!(runs_a[1]["session_id"], runs_a[0]["session_id"]);
+    assert_eq!(runs_b[0]["account_id"], "acct-acc3");
+    assert_ne!(runs_a[0]["codex_home"], runs_b[0]["codex_home"], "one overlay per session");
+    assert_eq!(runs_a[0]["codex_home"], runs_a[1]["codex_home"]);
+    e.assert_no_overlay();
+}
+
+#[test]
 fn max_swaps_bounds_a_run() {
     let e = Env::new(3);
     let r = e.t.cmd("hs-run").args(["--max-swaps", "1", "--", "exec", "x"]).env("FAKE_CODEX_LIMIT", "all").output().unwrap();

@@ -48,6 +48,26 @@ pub fn newest_rollout_for(sessions: &Path, cwd: &Path, since: DateTime<Utc>) -> 
     })
 }
 
+/// The session id in a line codex printed: `session id: <id>` (exec's header on stderr),
+/// `"thread_id":"<id>"` (`exec --json`'s `thread.started`), `codex resume <id>` (the TUI's
+/// goodbye). Colours and other escape sequences around it do not matter.
+pub fn session_id_in_line(line: &str) -> Option<String> {
+    for marker in ["session id: ", "\"thread_id\":\"", "codex resume "] {
+        let Some(at) = line.find(marker) else { continue };
+        let rest = &line[at + marker.len()..];
+        // skip an escape sequence (`\x1b[36m`) right before the id
+        let rest = match rest.strip_prefix('\x1b') {
+            Some(r) => r.trim_start_matches(|c: char| !c.is_ascii_alphabetic()).get(1..).unwrap_or(""),
+            None => rest,
+        };
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit() || *c == '-').collect();
+        if id.len() == 36 && id.matches('-').count() == 4 {
+            return Some(id);
+        }
+    }
+    None
+}
+
 /// The rollout of session `id` under `sessions` (its file name ends in the id).
 pub fn find_session(sessions: &Path, id: &str) -> Option<PathBuf> {
     let suffix = format!("-{id}.jsonl");
@@ -183,6 +203,16 @@ mod tests {
         writeln!(f, r#"{{"timestamp":"2020-01-01T00:00:00Z","type":"event_msg","payload":{{"type":"error","message":"new","codex_error_info":"usage_limit_exceeded"}}}}"#).unwrap();
         assert!(matches!(&at_end.poll()[..], [Event::Limit(l)] if l.text == "new"));
         assert_eq!(find_session(d.path(), "abc"), Some(p.clone()));
+        let id = "019a1f2e-3b4c-7d5e-8f60-718293a4b5c6";
+        for line in [
+            format!("session id: {id}"),
+            format!(r#"{{"type":"thread.started","thread_id":"{id}"}}"#),
+            format!("  \x1b[36mcodex resume {id}\x1b[39m"),
+        ] {
+            assert_eq!(session_id_in_line(&line).as_deref(), Some(id), "{line:?}");
+        }
+        assert_eq!(session_id_in_line("codex resume --last"), None);
+        assert_eq!(session_id_in_line("session id: 12345"), None);
         assert_eq!(find_session(d.path(), "bc"), None);
         let old = recorded_limits(&p);
         assert_eq!(old.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["old", "You’ve hit your usage limit.", "new"]);

@@ -214,6 +214,9 @@ struct Runner<'a> {
     /// Keys on their way to codex: written when the PTY has room, so a codex that is busy
     /// writing never deadlocks with hs-run writing to it.
     to_codex: Vec<u8>,
+    /// The session id codex printed, and the current line of each stream until it is found.
+    printed_id: Option<String>,
+    lines: [Vec<u8>; 3],
 }
 
 /// Runs codex once, as `spec` says.
@@ -288,6 +291,8 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         warnings: Vec::new(),
         stdout_ok: true,
         to_codex: Vec::new(),
+        printed_id: None,
+        lines: Default::default(),
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -426,6 +431,28 @@ impl Runner<'_> {
         for (s, d) in &self.detectors {
             if *s == stream {
                 d.feed(bytes);
+            }
+        }
+        if self.printed_id.is_none() {
+            self.look_for_session_id(stream, bytes);
+        }
+    }
+
+    /// Reads codex's output for the session id it prints (see
+    /// [`rollout_watch::session_id_in_line`]): the way to the right rollout when codex's open
+    /// files cannot be read, even with other sessions running in the same folder.
+    fn look_for_session_id(&mut self, stream: Stream, bytes: &[u8]) {
+        let line = &mut self.lines[stream as usize];
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                if let Some(id) = rollout_watch::session_id_in_line(&String::from_utf8_lossy(line)) {
+                    self.printed_id = Some(id);
+                    line.clear();
+                    return;
+                }
+                line.clear();
+            } else if line.len() < 4096 {
+                line.push(b);
             }
         }
     }
@@ -627,11 +654,16 @@ impl Runner<'_> {
         }
         if self.rollout.is_none() {
             // codex's open files could not be read (not Linux, or it was too quick): the session
-            // being resumed, else the newest rollout of this folder that started after the launch.
+            // being resumed, else the one codex named in its output, else the newest rollout of
+            // this folder that started after the launch.
             let sessions = self.spec.codex_home.join("sessions");
-            self.rollout = match self.known.take() {
-                Some(k) => Some(k),
-                None => rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched).map(|p| self.tail_for(p)),
+            let printed = self.printed_id.as_deref().and_then(|id| rollout_watch::find_session(&sessions, id));
+            self.rollout = match (self.known.take(), printed) {
+                (Some(k), _) => Some(k),
+                (None, Some(p)) => Some(self.tail_for(p)),
+                (None, None) => {
+                    rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched).map(|p| self.tail_for(p))
+                }
             };
         }
         self.poll_rollout();
