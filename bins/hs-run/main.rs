@@ -28,6 +28,9 @@ use std::path::PathBuf;
 ///
 /// The real codex: `--codex`, else $CODEX_HOTSWAP_REAL_CODEX, else "real_codex" in config.json,
 /// else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+///
+/// Troubleshooting: CODEX_HOTSWAP_LOG=FILE appends what hs-run sees and does (limit events,
+/// the rollout it follows, how it stops codex, each switch) to FILE.
 #[derive(Parser, Debug)]
 #[command(name = "hs-run", version, trailing_var_arg = true, after_help = EXAMPLES)]
 struct Cli {
@@ -122,6 +125,7 @@ fn main() {
             on_swap: config.on_swap,
             tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var: std::env::var_os("PATH") },
             events_log: paths.events_log(),
+            log: std::env::var_os("CODEX_HOTSWAP_LOG").filter(|v| !v.is_empty()).map(PathBuf::from),
         };
         shared::run::run(&opts)
     })

@@ -680,6 +680,8 @@ mod real {
             for (k, v) in mock.codex_env() {
                 t.set(&k, v);
             }
+            let log = t.root().join("hs-run.log");
+            t.set("CODEX_HOTSWAP_LOG", log);
             Real { t, mock, work }
         }
 
@@ -691,22 +693,31 @@ mod real {
 
         /// The first turn, the limited one on acc1, and the next turn: on acc2, same session.
         #[track_caller]
-        fn assert_moved_to_acc2(&self, first_prompt: &str) -> (RequestRecord, RequestRecord) {
+        fn assert_moved_to_acc2(&self, first_prompt: &str, screen: impl Fn() -> String) -> (RequestRecord, RequestRecord) {
             let first = self
                 .mock
                 .wait_for(|r| r.is_turn() && r.body.contains(first_prompt), WAIT)
-                .expect("the first turn reached the mock");
+                .unwrap_or_else(|| panic!("the first turn did not reach the mock; screen:\n{}", screen()));
             assert_eq!((first.account_id.as_deref(), first.status), (Some("acct-acc1"), 429));
             let next = self
                 .mock
                 .wait_for(|r| r.is_turn() && r.account_id.as_deref() == Some("acct-acc2"), WAIT)
-                .expect("a turn on acc2 reached the mock");
+                .unwrap_or_else(|| panic!("no turn on acc2 reached the mock; screen:\n{}", screen()));
             assert_eq!(next.status, 200);
             assert!(next.session_id.is_some());
             assert_eq!(next.session_id, first.session_id, "same session on the next account");
             assert!(next.body.contains(DEFAULT_PROMPT), "the continue prompt was sent");
             assert!(next.body.contains(first_prompt), "the resumed thread carries the old conversation");
             (first, next)
+        }
+
+        fn requests_summary(&self) -> String {
+            self.mock
+                .requests()
+                .iter()
+                .map(|r| format!("{} {} {:?} {:?} {}", r.at, r.kind, r.account_id, r.session_id, r.status))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
 
         #[track_caller]
@@ -716,13 +727,23 @@ mod real {
         }
     }
 
+    impl Drop for Real {
+        /// On failure: what hs-run logged and what the mock saw.
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(self.t.root().join("hs-run.log")).unwrap_or_default();
+                eprintln!("---- hs-run log\n{log}---- mock requests\n{}", self.requests_summary());
+            }
+        }
+    }
+
     #[test]
     fn real_tui_moves_the_session_to_acc2_on_a_usage_limit() {
         let r = Real::new();
         let tui = Tui::spawn(r.hs_run(), 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("first question");
-        let (first, _) = r.assert_moved_to_acc2("first question");
+        let (first, _) = r.assert_moved_to_acc2("first question", || tui.screen());
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
         // codex was stopped the clean way (Ctrl-C twice): it said goodbye before the notice
         let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
@@ -842,7 +863,7 @@ mod real {
         let out = cmd.current_dir(&r.work).args(["exec", "--skip-git-repo-check", "exec question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
-        r.assert_moved_to_acc2("exec question");
+        r.assert_moved_to_acc2("exec question", || format!("{stdout}\n{stderr}"));
         assert!(stdout.contains("Hello from acc2"), "{stdout}");
         assert!(stderr.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{stderr}");
         r.assert_acc3_untouched();
@@ -859,7 +880,7 @@ mod real {
             .unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
-        r.assert_moved_to_acc2("json question");
+        r.assert_moved_to_acc2("json question", || format!("{stdout}\n{stderr}"));
         // stdout stays codex's JSON lines: the failed turn of the first run, then the answer
         let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
         assert!(lines.iter().any(|v| v["type"] == "turn.failed"), "{stdout}");

@@ -77,6 +77,33 @@ pub struct Options {
     /// Where codex works (`-C` resolved against hs-run's folder).
     pub cwd: PathBuf,
     pub events_log: PathBuf,
+    /// Where to append what hs-run sees and does, for troubleshooting (`CODEX_HOTSWAP_LOG`).
+    pub log: Option<PathBuf>,
+}
+
+/// The troubleshooting log: one timestamped line per thing hs-run saw or did. Never a token:
+/// only events, paths, pids and decisions.
+pub struct Log(Option<std::sync::Mutex<std::fs::File>>);
+
+impl Log {
+    pub fn open(path: Option<&Path>) -> Result<Log> {
+        let Some(p) = path else { return Ok(Log(None)) };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open the log {}", p.display()))?;
+        Ok(Log(Some(std::sync::Mutex::new(f))))
+    }
+
+    pub fn line(&self, msg: impl std::fmt::Display) {
+        if let Some(f) = &self.0 {
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{now} [{}] {msg}", std::process::id());
+            }
+        }
+    }
 }
 
 /// The user's terminal (or not) and the signals hs-run listens to.
@@ -171,6 +198,7 @@ pub fn exit_code(st: ExitStatus) -> i32 {
 /// Runs a model session through the switch loop. Returns hs-run's exit code.
 pub fn run(opts: &Options) -> Result<i32> {
     opts.tools.check()?;
+    let log = Log::open(opts.log.as_deref())?;
     let mut term = Term::new()?;
     let interactive = opts.args.kind == Kind::Tui
         && pty::is_terminal(std::io::stdin().as_fd())
@@ -187,7 +215,9 @@ pub fn run(opts: &Options) -> Result<i32> {
     };
     let overlay = opts.tools.overlay_create(&account, std::process::id())?;
     let guard = OverlayGuard { tools: &opts.tools, id: overlay.id.clone() };
-    let result = session(&mut term, opts, interactive, account, &overlay);
+    log.line(format_args!("start: account {account}, overlay {}, interactive {interactive}, codex {}", overlay.id, opts.codex.display()));
+    let result = session(&mut term, opts, &log, interactive, account, &overlay);
+    log.line(format_args!("end: {:?}", result.as_ref().map_err(|e| format!("{e:#}"))));
     // The terminal first, so whatever is said next (the overlay, an error) prints normally.
     drop(term);
     drop(guard);
@@ -198,6 +228,7 @@ pub fn run(opts: &Options) -> Result<i32> {
 fn session(
     term: &mut Term,
     opts: &Options,
+    log: &Log,
     interactive: bool,
     mut account: String,
     overlay: &crate::events::OverlayEvent,
@@ -233,7 +264,9 @@ fn session(
             handled: &handled,
             null_stdin: resumed,
             known_rollout: rollout.as_deref(),
+            log,
         };
+        log.line(format_args!("run on {account}: codex {}", argv.join(" ")));
         let res = supervise::run_once(term, &opts.tools, &spec)?;
         let mut warnings = res.warnings.clone();
         warnings.dedup();
@@ -241,6 +274,13 @@ fn session(
             term.notice(w);
         }
         let code = exit_code(res.status);
+        log.line(format_args!(
+            "codex ended: {:?}, session {:?}, limit {:?}, signal {:?}",
+            res.status,
+            res.session_id,
+            res.limit.as_ref().map(|l| (l.source, l.resets_at)),
+            res.user_signal
+        ));
         rollout = res.rollout.clone().or(rollout);
         let Some(limit) = res.limit else { return Ok(code) };
         if res.user_signal.is_some() {
@@ -286,6 +326,7 @@ fn session(
             cwd: opts.cwd.clone(),
         };
         record_swap(opts, &swap);
+        log.line(format_args!("switched {account} -> {next}"));
         term.notice(&if next == account {
             format!("{account} is back; continuing this session on {next}")
         } else {

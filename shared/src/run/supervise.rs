@@ -38,6 +38,7 @@ pub struct RunSpec<'a> {
     pub null_stdin: bool,
     /// The rollout of the session being resumed (codex appends to it).
     pub known_rollout: Option<&'a Path>,
+    pub log: &'a super::Log,
 }
 
 /// How a run ended.
@@ -511,6 +512,12 @@ impl Runner<'_> {
     }
 
     fn on_event(&mut self, ev: Event) {
+        if let Event::Limit(l) = &ev {
+            self.spec.log.line(format_args!(
+                "limit event: source {:?}, resets_at {:?}, at {}, text {:?}",
+                l.source, l.resets_at, l.at, l.text
+            ));
+        }
         match ev {
             Event::Limit(mut l) => {
                 if self.user_signal.is_some() {
@@ -529,6 +536,7 @@ impl Runner<'_> {
                     return;
                 }
                 if l.source != Source::Rollout && is_redraw(&l, self.spec.handled) {
+                    self.spec.log.line("  a redraw of a limit already handled: ignored");
                     return;
                 }
                 l.account = Some(self.spec.account.to_string());
@@ -567,6 +575,7 @@ impl Runner<'_> {
         if self.rollout.is_none() && self.status.is_none() && Instant::now() >= self.next_scan {
             self.next_scan = Instant::now() + Duration::from_millis(200);
             if let Some(p) = crate::procs::find_open_file(self.pid, true, rollout_watch::is_rollout_name) {
+                self.spec.log.line(format_args!("rollout open in codex's process tree: {}", p.display()));
                 self.rollout = Some(self.tail_for(p));
             }
         }
@@ -615,6 +624,11 @@ impl Runner<'_> {
             return;
         }
         stop.step += 1;
+        self.spec.log.line(format_args!("stop step {}: {}", stop.step, match action {
+            StopAction::Key => "Ctrl-C",
+            StopAction::Term => "SIGTERM",
+            StopAction::Kill => "SIGKILL",
+        }));
         match action {
             StopAction::Key => {
                 self.to_codex.push(0x03);
@@ -659,10 +673,18 @@ impl Runner<'_> {
             let sessions = self.spec.codex_home.join("sessions");
             let printed = self.printed_id.as_deref().and_then(|id| rollout_watch::find_session(&sessions, id));
             self.rollout = match (self.known.take(), printed) {
-                (Some(k), _) => Some(k),
-                (None, Some(p)) => Some(self.tail_for(p)),
+                (Some(k), _) => {
+                    self.spec.log.line(format_args!("rollout of the resumed session: {}", k.path.display()));
+                    Some(k)
+                }
+                (None, Some(p)) => {
+                    self.spec.log.line(format_args!("rollout of the session codex printed: {}", p.display()));
+                    Some(self.tail_for(p))
+                }
                 (None, None) => {
-                    rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched).map(|p| self.tail_for(p))
+                    let p = rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched);
+                    self.spec.log.line(format_args!("newest rollout of this folder: {p:?}"));
+                    p.map(|p| self.tail_for(p))
                 }
             };
         }
