@@ -813,7 +813,7 @@ mod real {
         let mut tui = Tui::spawn(cmd, 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("nobody can answer");
-        let st = tui.wait_exit(WAIT).expect("hs-run exits");
+        let st = tui.wait_exit(WAIT).unwrap_or_else(|| panic!("hs-run did not exit; screen:\n{}", tui.screen()));
         assert_eq!(st.code(), Some(75), "{}", tui.screen());
         let session = r.mock.turns()[0].session_id.clone().unwrap();
         tui.wait_for_text(&format!("continue this session later with: codex resume {session}"), WAIT)

@@ -149,22 +149,36 @@ impl Term {
     }
 
     /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
-    /// answers to the stopped codex's queries, keys typed during the switch) until it is quiet
-    /// for a moment, so none of it lands in the next codex.
-    fn drop_pending_input(&mut self) {
+    /// answers to the stopped codex's last queries, keys typed during the switch), so none of it
+    /// reaches the next codex (a stray `ESC` there reads as "interrupt"). Waits for `answers`
+    /// answers (each starts with ESC) for up to 2 s, then until the terminal is quiet for 100 ms.
+    fn drop_pending_input(&mut self, answers: usize) {
         if !self.is_raw() || !self.stdin_open {
             return;
         }
         let stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
-        for _ in 0..50 {
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let waiting = seen < answers && Instant::now() < deadline;
             let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
-            if !matches!(nix::poll::poll(&mut fds, 100u16), Ok(n) if n > 0) {
+            let wait: u16 = if waiting { 200 } else { 100 };
+            if !matches!(nix::poll::poll(&mut fds, wait), Ok(n) if n > 0) {
+                if waiting {
+                    continue;
+                }
                 return;
             }
-            if !matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf), Ok(n) if n > 0) {
-                self.stdin_open = false;
-                return;
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
+                Ok(n) if n > 0 => seen += buf[..n].iter().filter(|b| **b == 0x1b).count(),
+                _ => {
+                    self.stdin_open = false;
+                    return;
+                }
+            }
+            if Instant::now() >= deadline + Duration::from_secs(3) {
+                return; // a terminal that never stops sending
             }
         }
     }
@@ -314,7 +328,7 @@ fn session(
                 Err(code) => return Ok(code),
             },
         };
-        term.drop_pending_input();
+        term.drop_pending_input(res.unanswered);
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),

@@ -51,6 +51,8 @@ pub struct RunResult {
     pub user_signal: Option<i32>,
     /// Problems worth telling the user once codex is off the screen.
     pub warnings: Vec<String>,
+    /// Terminal queries codex sent while it was being stopped: their answers are still coming.
+    pub unanswered: usize,
 }
 
 /// An `hs-detect` child fed a copy of one output stream.
@@ -218,6 +220,8 @@ struct Runner<'a> {
     /// The session id codex printed, and the current line of each stream until it is found.
     printed_id: Option<String>,
     lines: [Vec<u8>; 3],
+    /// Terminal queries in codex's output since the stop began.
+    queries: usize,
 }
 
 /// Runs codex once, as `spec` says.
@@ -294,6 +298,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         to_codex: Vec::new(),
         printed_id: None,
         lines: Default::default(),
+        queries: 0,
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -365,7 +370,11 @@ impl Runner<'_> {
                                 self.to_codex.extend_from_slice(&buf[..n]);
                                 self.write_keys();
                             }
-                            Got::Data(_) => {}
+                            // (answers to queries counted in `queries` are among them)
+                            Got::Data(n) => {
+                                let answers = buf[..n].iter().filter(|b| **b == 0x1b).count();
+                                self.queries = self.queries.saturating_sub(answers);
+                            }
                         }
                     }
                     2 => {
@@ -436,6 +445,9 @@ impl Runner<'_> {
         }
         if self.printed_id.is_none() {
             self.look_for_session_id(stream, bytes);
+        }
+        if stream == Stream::Pty && self.stop.is_some() {
+            self.queries += count_queries(bytes);
         }
     }
 
@@ -702,6 +714,7 @@ impl Runner<'_> {
             limit: self.limit,
             user_signal: self.user_signal,
             warnings: self.warnings,
+            unanswered: self.queries,
         })
     }
 
@@ -741,6 +754,13 @@ mod tests {
     }
 
     #[test]
+    fn queries_are_counted() {
+        assert_eq!(count_queries(b"\x1b[?1004l\x1b[c\x1b[0 q\x1b[?25h"), 1);
+        assert_eq!(count_queries(b"\x1b[?u\x1b[c\x1b[6n\x1b]10;?\x1b\\\x1b]11;?\x1b\\"), 5);
+        assert_eq!(count_queries(b"plain text"), 0);
+    }
+
+    #[test]
     fn redraw_of_a_handled_limit() {
         let from_rollout = limit("You’ve hit your usage limit. Try again at 8:13 PM.", "2026-11-24T20:13:27Z", Source::Rollout);
         let redrawn = limit("You’ve hit your usage limit. Try again at\n8:13 PM.", "2026-11-24T20:13:00Z", Source::Screen);
@@ -751,6 +771,14 @@ mod tests {
         // a new limit (another reset time, another text) is not a redraw
         assert!(!is_redraw(&other, &[from_rollout]));
     }
+}
+
+/// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
+/// attributes, cursor position, colours, keyboard protocol.
+const QUERIES: &[&[u8]] = &[b"\x1b[c", b"\x1b[0c", b"\x1b[6n", b"\x1b]10;?", b"\x1b]11;?", b"\x1b[?u"];
+
+fn count_queries(bytes: &[u8]) -> usize {
+    QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
 }
 
 /// The outcome of one non-blocking `read(2)`.
