@@ -170,9 +170,11 @@ impl Term {
                 }
                 return;
             }
-            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
-                Ok(n) if n > 0 => seen += buf[..n].iter().filter(|b| **b == 0x1b).count(),
-                _ => {
+            // (EINTR, e.g. the SIGCHLD of the codex that just ended, is not the end of stdin)
+            match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
+                pty::Got::Data(n) => seen += buf[..n].iter().filter(|b| **b == 0x1b).count(),
+                pty::Got::Nothing => {}
+                pty::Got::Closed => {
                     self.stdin_open = false;
                     return;
                 }
@@ -464,10 +466,10 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
         let mut quit = term.pending_quit();
         if key_ready {
             let mut b = [0u8; 64];
-            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {
-                Ok(0) | Err(_) => term.stdin_open = false,
-                Ok(n) if b[..n].contains(&0x03) => quit = quit.or(Some(EXIT_INTERRUPTED)),
-                Ok(_) => {}
+            match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {
+                pty::Got::Closed => term.stdin_open = false,
+                pty::Got::Data(n) if b[..n].contains(&0x03) => quit = quit.or(Some(EXIT_INTERRUPTED)),
+                pty::Got::Data(_) | pty::Got::Nothing => {}
             }
         }
         if let Some(code) = quit {

@@ -5,7 +5,7 @@ use super::rollout_watch::{self, RolloutTail};
 use super::tools::{self, Tools};
 use super::Term;
 use crate::events::{self, Event, LimitEvent, RateLimitsEvent, Source};
-use crate::pty::{self, Pty};
+use crate::pty::{self, read_some, Got, Pty};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use nix::poll::{PollFd, PollFlags};
@@ -781,24 +781,4 @@ fn count_queries(bytes: &[u8]) -> usize {
     QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
 }
 
-/// The outcome of one non-blocking `read(2)`.
-enum Got {
-    Data(usize),
-    /// Nothing now (EAGAIN).
-    Nothing,
-    /// EOF or an error; on a PTY master EIO means the child side closed.
-    Closed,
-}
-
-fn read_some(fd: i32, buf: &mut [u8]) -> Got {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) => return Got::Closed,
-            Ok(n) => return Got::Data(n),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EAGAIN) => return Got::Nothing,
-            Err(_) => return Got::Closed,
-        }
-    }
-}
 
