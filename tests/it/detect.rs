@@ -368,12 +368,20 @@ fn library_marks_and_resizes() {
     d.set_mark();
     assert!(d.feed(&banner[20..]).is_empty());
     assert!(d.finish().is_empty());
-    // After a mark the same text drawn again is a new limit; without one it is a redraw.
+    // A text once seen is known: drawn again, before or after a mark, it is a redraw.
     let mut d = Detector::new(opts());
     assert_eq!(d.feed(banner).len(), 1);
     assert!(d.feed(banner).is_empty());
     d.set_mark();
-    assert_eq!(d.feed(banner).len(), 1);
+    assert!(d.feed(banner).is_empty());
+    let other = "\r\n\x1b[31m■ You’ve hit your usage limit. Try again at 9:00 PM.\x1b[0m\r\n".as_bytes();
+    assert_eq!(d.feed(other).len(), 1);
+    // Waiting for the mark: what is drawn before it is known, the rest is reported.
+    let mut d = Detector::new(DetectOptions { wait_for_mark: true, ..opts() });
+    assert!(d.feed(banner).is_empty());
+    d.set_mark();
+    assert!(d.feed(banner).is_empty());
+    assert_eq!(d.feed(other).len(), 1);
     // Resized to 40 columns: a long banner is read over the rows it wraps to.
     let mut d = Detector::new(opts());
     d.resize(10, 40);
