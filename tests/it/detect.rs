@@ -50,9 +50,21 @@ impl Expected {
         let s = |v: &serde_json::Value| v.as_str().map(String::from);
         if v["type"] == "rate_limits" {
             let p = &v["primary"];
-            Expected { ty: "rate_limits".into(), kind: None, resets_at: s(&p["resets_at"]), source: None, used_percent: p["used_percent"].as_f64() }
+            Expected {
+                ty: "rate_limits".into(),
+                kind: None,
+                resets_at: s(&p["resets_at"]),
+                source: None,
+                used_percent: p["used_percent"].as_f64(),
+            }
         } else {
-            Expected { ty: "limit".into(), kind: s(&v["kind"]), resets_at: s(&v["resets_at"]), source: s(&v["source"]), used_percent: None }
+            Expected {
+                ty: "limit".into(),
+                kind: s(&v["kind"]),
+                resets_at: s(&v["resets_at"]),
+                source: s(&v["source"]),
+                used_percent: None,
+            }
         }
     }
 }
@@ -589,6 +601,34 @@ fn capture_real_fixtures() {
             "tui-answer-quotes-limit-30x100.bin",
             &tui.raw(),
             serde_json::json!({"why": c.why("the answer and the prompt quote limit texts, ■ lines included"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+        );
+    }
+
+    // A long answer (markdown, code, lists) scrolling through the screen: the bulk of what a
+    // session prints, and the benchmark's seed with the captures above.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("long", "pro");
+        let mut answer = String::new();
+        for i in 1..=12 {
+            answer.push_str(&format!(
+                "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
+                 against the local clock and keeps going when the record is partial.\n\n\
+                 - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
+                 ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
+            ));
+        }
+        answer.push_str("All steps done.");
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer));
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "explain the follower step by step");
+        tui.expect_text("All steps done.", WAIT);
+        c.save(
+            "tui-long-answer-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a long markdown answer scrolling by"), "now": at,
                 "args": ["--format", "tui", "--size", "30x100"], "events": []}),
         );
     }

@@ -3,7 +3,8 @@
 //! Every byte goes through the `vt100` screen, so cursor moves, colours, scroll regions and
 //! wrapping are seen as a person sees them. The rows are read at two kinds of moments:
 //!
-//! - **a `■` printed at column 0**: from that byte on, the banner is a *candidate*, and the feed
+//! - **a `■` printed at column 0** (on the normal screen: inline TUIs, older codex): from that
+//!   byte on, the banner is a *candidate*, and the feed
 //!   is cut before every byte that may move or scroll it (ESC, LF, VT, FF) to read it again,
 //!   following it up the screen when the terminal scrolls it. A candidate is settled once its
 //!   text is a whole limit message ([`texts::is_complete`]) with the cursor at or below its last
@@ -11,10 +12,12 @@
 //!   or scrolled away (its last reading counts), or at the end of the stream. Text that cannot
 //!   become a limit message drops it at once. This catches banners that scroll away fast
 //!   (inline mode, a flood of output in one read).
-//! - **the end of a synchronized-update frame** (`ESC[?2026l`, which codex 0.169 sends after every
-//!   frame): every row with `■ ` at column 0 holding a whole limit message is read. codex redraws
-//!   only the cells that changed, so a new banner drawn where an old one stood may not print a
-//!   `■` at all; the frame scan still sees it.
+//! - **scans of the whole screen**: every row with `■ ` at column 0 holding a whole limit message
+//!   is read at the end of every feed, and at the end of a synchronized-update frame
+//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 4 KiB have passed since the
+//!   last scan. codex redraws only the cells that changed, so a new banner drawn where an old one
+//!   stood may not print a `■` at all; the scans still see it. A scan in the middle of a frame
+//!   leaves alone a banner with the cursor on it or just below (it may still be being drawn).
 //!
 //! A settled banner is reported when its text is new to this reader: texts already reported,
 //! and texts seen while not armed or on the screen at a mark, are *known* and never reported
@@ -25,6 +28,7 @@
 use crate::detect::texts;
 use crate::events::LimitKind;
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
 /// U+25A0 BLACK SQUARE, codex's error marker, in UTF-8.
 const GLYPH: &[u8] = "■".as_bytes();
@@ -36,6 +40,9 @@ const MAX_PENDING: usize = 8;
 const MAX_ROWS: u16 = 8;
 /// Readings of one candidate before it is settled anyway.
 const MAX_READS: u32 = 4096;
+/// Frame ends closer together than this share one scan of the screen (the scan at the end of
+/// each feed still sees what the skipped frames drew).
+const SCAN_EVERY: usize = 4096;
 /// Known texts remembered (oldest forgotten first).
 const MAX_KNOWN: usize = 64;
 
@@ -65,6 +72,8 @@ struct Banner {
 
 pub(super) struct ScreenReader {
     parser: vt100::Parser,
+    /// Bytes processed since the last scan of the whole screen.
+    since_scan: usize,
     pending: Vec<Candidate>,
     /// The end of the last feed when it could be the start of a glyph or a frame end: read
     /// together with the next feed.
@@ -80,7 +89,13 @@ enum Verdict {
 
 impl ScreenReader {
     pub fn new(rows: u16, cols: u16) -> ScreenReader {
-        ScreenReader { parser: vt100::Parser::new(rows, cols, 0), pending: Vec::new(), held: Vec::new(), known: VecDeque::new() }
+        ScreenReader {
+            parser: vt100::Parser::new(rows, cols, 0),
+            since_scan: 0,
+            pending: Vec::new(),
+            held: Vec::new(),
+            known: VecDeque::new(),
+        }
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {
@@ -93,7 +108,7 @@ impl ScreenReader {
         for c in &mut self.pending {
             c.old = true;
         }
-        self.scan(false, &mut Vec::new());
+        self.scan(false, true, &mut Vec::new());
     }
 
     /// Feeds bytes; returns the banners they complete. Banners settled while not `armed` only
@@ -124,7 +139,7 @@ impl ScreenReader {
                 self.settle(kind, &c.text, armed && !c.old, &mut out);
             }
         }
-        self.scan(armed, &mut out);
+        self.scan(armed, true, &mut out);
         out
     }
 
@@ -132,8 +147,10 @@ impl ScreenReader {
         let mut i = 0;
         while i < data.len() {
             let rest = &data[i..];
-            let Some(stop) = next_stop(rest, !self.pending.is_empty()) else {
+            let frames_from = SCAN_EVERY.saturating_sub(self.since_scan);
+            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from) else {
                 self.parser.process(rest);
+                self.since_scan += rest.len();
                 break;
             };
             self.parser.process(&rest[..stop]);
@@ -145,29 +162,45 @@ impl ScreenReader {
                 self.glyph_at_cursor();
                 GLYPH.len()
             } else {
-                if at.starts_with(FRAME_END) {
-                    self.scan(armed, out);
+                if at.starts_with(FRAME_END) && self.since_scan + stop >= SCAN_EVERY {
+                    self.scan(armed, true, out);
                 }
                 1
             };
             self.parser.process(&at[..step]);
+            self.since_scan += stop + step;
             i += stop + step;
         }
         if !self.pending.is_empty() {
             self.read_candidates(armed, out);
         }
+        // The end of what arrived: whatever it drew is on the screen now.
+        if self.since_scan > 0 {
+            self.scan(armed, false, out);
+        }
     }
 
-    /// A `■` is about to be printed at the cursor.
+    /// A `■` is about to be printed at the cursor. On the alternate screen (codex 0.169 draws
+    /// there) nothing scrolls away by itself, so the scans suffice and nothing is followed.
     fn glyph_at_cursor(&mut self) {
         let screen = self.parser.screen();
+        if screen.alternate_screen() {
+            return;
+        }
         let (row, col) = screen.cursor_position();
         let soft_wrapped_into = row > 0 && screen.row_wrapped(row - 1);
         if col != 0 || soft_wrapped_into || self.pending.len() >= MAX_PENDING {
             return;
         }
         self.pending.retain(|c| c.row != row);
-        self.pending.push(Candidate { row, first: String::new(), text: String::new(), kind: None, reads: 0, old: false });
+        self.pending.push(Candidate {
+            row,
+            first: String::new(),
+            text: String::new(),
+            kind: None,
+            reads: 0,
+            old: false,
+        });
     }
 
     fn read_candidates(&mut self, armed: bool, out: &mut Vec<(LimitKind, String)>) {
@@ -189,28 +222,29 @@ impl ScreenReader {
 
     fn read(&self, c: &mut Candidate) -> Verdict {
         let screen = self.parser.screen();
+        // Its first row, if row `r` still shows it (a cheap look at column 0 first).
         let holds = |r: u16| {
-            let t = row_text(screen, r);
-            t.starts_with('■') && t.starts_with(c.first.as_str())
+            let glyph = screen.cell(r, 0).is_some_and(|cell| cell.has_contents() && cell.contents() == "■");
+            glyph.then(|| row_text(screen, r)).filter(|t| t.starts_with(c.first.as_str()))
         };
         // Not yet read: it is where the glyph was printed, or higher up by as many rows as the
         // terminal's own wrapping of its text scrolled it (an old banner above is not it).
         // Later: codex or the terminal scrolls text up, so look upwards.
         let mut lowest = c.row;
         if c.reads == 0 {
-            while lowest > 0 && !holds(lowest) && screen.row_wrapped(lowest - 1) {
+            while lowest > 0 && holds(lowest).is_none() && screen.row_wrapped(lowest - 1) {
                 lowest -= 1;
             }
         } else {
             lowest = 0;
         }
-        let Some(row) = (lowest..=c.row).rev().find(|&r| holds(r)) else {
+        let Some((row, first)) = (lowest..=c.row).rev().find_map(|r| holds(r).map(|t| (r, t))) else {
             // Erased or scrolled off: what it last showed is what a person saw.
             return if c.kind.is_some() { Verdict::Settle } else { Verdict::Drop };
         };
         c.row = row;
         c.reads += 1;
-        let Some(b) = banner(screen, row) else { return Verdict::Drop };
+        let Some(b) = banner(screen, row, first) else { return Verdict::Drop };
         // Rows below may be drawn before this one is finished: judge by this row alone.
         let head = b.first.trim_start_matches('■').trim_start();
         if head.is_empty() {
@@ -236,17 +270,18 @@ impl ScreenReader {
         }
     }
 
-    /// Every whole banner on the screen (a frame is drawn, or the stream ends).
-    fn scan(&mut self, armed: bool, out: &mut Vec<(LimitKind, String)>) {
+    /// Every whole banner on the screen. `drawn`: a frame is complete (or the stream ended);
+    /// otherwise a banner with the cursor on or just below it may still be being drawn, and
+    /// waits for a later scan.
+    fn scan(&mut self, armed: bool, drawn: bool, out: &mut Vec<(LimitKind, String)>) {
+        self.since_scan = 0;
         let screen = self.parser.screen();
+        let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
-        for row in 0..screen.size().0 {
-            let is_glyph = screen.cell(row, 0).is_some_and(|c| c.has_contents() && c.contents() == "■");
-            if !is_glyph || (row > 0 && screen.row_wrapped(row - 1)) {
-                continue;
-            }
-            if let Some(Banner { kind: Some(k), text, .. }) = banner(screen, row) {
-                if texts::is_complete(k, &text) || k == LimitKind::RateLimited {
+        for row in glyph_rows(screen) {
+            if let Some(Banner { kind: Some(k), text, last, .. }) = banner(screen, row, row_text(screen, row)) {
+                let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
+                if !drawing && (texts::is_complete(k, &text) || k == LimitKind::RateLimited) {
                     found.push((k, text));
                 }
             }
@@ -273,19 +308,31 @@ impl ScreenReader {
     }
 }
 
-/// One row's text: blank cells as spaces, trailing blanks kept only when it soft-wraps.
+/// One row's text, trailing blanks kept only when it soft-wraps. (`contents_between` walks to
+/// the row once; reading cell by cell would walk to it for every cell.)
 fn row_text(screen: &vt100::Screen, row: u16) -> String {
-    let cols = screen.size().1;
-    let mut t = screen.contents_between(row, 0, row, cols);
-    if !screen.row_wrapped(row) {
+    let mut t = screen.contents_between(row, 0, row + 1, 0);
+    if t.ends_with('\n') {
+        t.pop();
         t.truncate(t.trim_end().len());
     }
     t
 }
 
-/// The banner whose `■` is at column 0 of `row`, or `None` if the row is not `■` or `■ …`.
-fn banner(screen: &vt100::Screen, row: u16) -> Option<Banner> {
-    let first = row_text(screen, row);
+/// The rows whose column 0 holds `■`, not reached by the row above soft-wrapping into it.
+fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
+    let mut rows = Vec::new();
+    for (r, first) in (0u16..).zip(screen.rows(0, 1)) {
+        if first == "■" && !(r > 0 && screen.row_wrapped(r - 1)) {
+            rows.push(r);
+        }
+    }
+    rows
+}
+
+/// The banner whose `■` is at column 0 of `row` (its text `first`), or `None` if the row is not
+/// `■` or `■ …`.
+fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
     let body = first.strip_prefix('■')?;
     if !body.is_empty() && !body.starts_with(' ') {
         return None;
@@ -310,7 +357,8 @@ fn banner(screen: &vt100::Screen, row: u16) -> Option<Banner> {
         last += 1;
         kind = texts::classify(&text);
     }
-    Some(Banner { first: first.trim_end().to_string(), text, kind, last })
+    let first = first.trim_end().to_string();
+    Some(Banner { first, text, kind, last })
 }
 
 /// Whether a row below a banner continues its message: not blank, and not the start of
@@ -324,15 +372,25 @@ fn continues(row: &str) -> bool {
     }
 }
 
-/// Where in `hay` the feed must stop: a `■`, a frame end, or (while a banner is being read)
-/// any byte that may move the cursor or scroll.
-fn next_stop(hay: &[u8], reading: bool) -> Option<usize> {
-    hay.iter().enumerate().position(|(i, &b)| match b {
-        0xe2 => hay[i..].starts_with(GLYPH),
-        0x1b => reading || hay[i..].starts_with(FRAME_END),
-        b'\n' | 0x0b | 0x0c => reading,
-        _ => false,
-    })
+/// Where in `hay` the feed must stop: a `■`; a frame end at `frames_from` or later; while a
+/// banner is being read, any byte that may move the cursor or scroll. (Literal searches run
+/// through `regex`'s SIMD substring search: most bytes are never looked at one by one.)
+fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+    static GLYPH_RE: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\xE2\x96\xA0").unwrap());
+    static FRAME_RE: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\x1B\[\?2026l").unwrap());
+    if reading {
+        return hay.iter().enumerate().position(|(i, &b)| match b {
+            0xe2 => hay[i..].starts_with(GLYPH),
+            0x1b | b'\n' | 0x0b | 0x0c => true,
+            _ => false,
+        });
+    }
+    let glyph = GLYPH_RE.find(hay).map(|m| m.start());
+    let end = glyph.unwrap_or(hay.len());
+    let frame = hay.get(frames_from..end).and_then(|h| FRAME_RE.find(h)).map(|m| frames_from + m.start());
+    frame.or(glyph)
 }
 
 /// How many bytes at the end of `data` may begin a glyph or a frame end (held for the next feed).
@@ -360,10 +418,12 @@ mod tests {
 
     #[test]
     fn stops_and_held_bytes() {
-        assert_eq!(next_stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false), Some(6));
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false), Some(5));
-        assert_eq!(next_stop(b"a\x1b[0m\n", true), Some(1));
-        assert_eq!(next_stop(b"a\x1b[0m\n", false), None);
+        assert_eq!(next_stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
+        assert_eq!(next_stop(b"a\x1b[0m\n", true, 0), Some(1));
+        assert_eq!(next_stop(b"a\x1b[0m\n", false, 0), None);
         assert_eq!(held_suffix(b"ab\xe2\x96"), 2);
         assert_eq!(held_suffix(b"ab\xe2"), 1);
         assert_eq!(held_suffix(b"ab\x1b[?20"), 5);
