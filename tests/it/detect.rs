@@ -353,7 +353,7 @@ fn rollout_from_end_reports_only_what_is_appended_while_stdin_is_open() {
         start_teeing(&t, &["--tee", "--rollout", path.to_str().unwrap(), "--from-end", "--format", "text"]);
     let (first, second) = TOKENS.split_at(40);
     append(&path, first);
-    append(&path, &format!("{second}\n{FAILED}\n"));
+    append(&path, format!("{second}\n{FAILED}\n"));
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -374,7 +374,7 @@ fn follow_keeps_reading_after_stdin_ends_until_terminated() {
     let mut events = BufReader::new(child.stderr.take().unwrap());
     drop(stdin);
     // Nothing old is reported; what is appended after stdin ended is.
-    append(&path, &format!("{NO_LIMITS}\n{FAILED}\n"));
+    append(&path, format!("{NO_LIMITS}\n{FAILED}\n"));
     let mut line = String::new();
     events.read_line(&mut line).unwrap();
     assert!(line.starts_with(r#"{"type":"limit","kind":"usage_limit""#), "{line}");
