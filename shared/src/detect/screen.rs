@@ -174,9 +174,10 @@ impl ScreenReader {
         if !self.pending.is_empty() {
             self.read_candidates(armed, out);
         }
-        // The end of what arrived: whatever it drew is on the screen now.
+        // The end of what arrived: whatever it drew is on the screen now (a whole frame if it
+        // ends with a frame end).
         if self.since_scan > 0 {
-            self.scan(armed, false, out);
+            self.scan(armed, data.ends_with(FRAME_END), out);
         }
     }
 
@@ -293,17 +294,19 @@ impl ScreenReader {
 
     /// A banner was read whole: reported if its text is new and `report`, known from now on.
     fn settle(&mut self, kind: LimitKind, text: &str, report: bool, out: &mut Vec<(LimitKind, String)>) {
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        // A text that extends or cuts a known one is the same banner, more or less of it seen.
-        if self.known.iter().any(|k| k.starts_with(&text) || text.starts_with(k.as_str())) {
+        // Compared without whitespace: wrapped at another width (a resize), a long word broken
+        // elsewhere, it is the same text. A text that extends or cuts a known one is the same
+        // banner, more or less of it seen.
+        let squashed: String = text.split_whitespace().collect();
+        if self.known.iter().any(|k| k.starts_with(&squashed) || squashed.starts_with(k.as_str())) {
             return;
         }
         if self.known.len() == MAX_KNOWN {
             self.known.pop_front();
         }
-        self.known.push_back(text.clone());
+        self.known.push_back(squashed);
         if report {
-            out.push((kind, text));
+            out.push((kind, text.split_whitespace().collect::<Vec<_>>().join(" ")));
         }
     }
 }
