@@ -22,11 +22,11 @@ use std::sync::Arc;
 /// {"type":"limit","kind":…,"text":…,"resets_at":…,"source":"screen|text|exec_json|rollout","account":…,"at":…}
 /// and, from a rollout, {"type":"rate_limits","primary":{…},"secondary":{…},…}.
 ///
-/// In the TUI only codex's own error banner counts (a `■` at column 0 drawn after hs-detect
-/// started): the same words in an answer, a diff, a file, shell output or your prompt, the
-/// "Approaching rate limits" popup and the `⚠ 5h limit` status line never fire, and neither do
-/// banners already on the screen. SIGUSR1 sets a mark: banners drawn before it (a `codex resume`
-/// redrawing the old conversation) are old.
+/// In the TUI only codex's own error banner counts (a row starting with `■ ` at column 0), and
+/// each banner text once: the same words in an answer, a diff, a file, shell output or your
+/// prompt, the "Approaching rate limits" popup and the `⚠ 5h limit` status line never fire, and
+/// neither does a banner moving or being repainted. SIGUSR1 sets a mark: banners on the screen
+/// before it (a `codex resume` redrawing the old conversation) stay old.
 ///
 /// Exit status like grep: 0 a limit was seen, 1 none, 2 error.
 #[derive(Parser, Debug)]
@@ -42,8 +42,8 @@ struct Cli {
     #[arg(long, value_name = "FORMAT", value_parser = ["tui", "text", "json"])]
     format: Option<String>,
 
-    /// The terminal size the TUI drew for, ROWSxCOLS (tui only; default 24x80). Must match the
-    /// terminal codex ran in, or wrapped rows are read wrong.
+    /// The terminal size the TUI drew for, ROWSxCOLS (tui only). Must match the terminal codex
+    /// ran in, or wrapped rows are read wrong.
     #[arg(long, value_name = "ROWSxCOLS", default_value = "24x80")]
     size: String,
 

@@ -616,6 +616,33 @@ fn capture_real_fixtures() {
         );
     }
 
+    // `codex exec` and `codex exec --json` hitting a limit: what scripts pipe into hs-detect.
+    for (name, json) in [("exec-free.txt", false), ("exec-json-free.jsonl", true)] {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("ex", "free");
+        let reset = reset_in(4);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("free", reset.timestamp()));
+        let mut cmd = codex_command(&c.env, &c.mock, &c.home(&acct), &c.work);
+        cmd.args(["exec", "--skip-git-repo-check"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let at = now();
+        let out = cmd.arg("summarise the repo").output().expect("run codex exec");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        // As `2>&1` gives it: codex writes its stderr lines before the final stdout.
+        let bytes = if json { out.stdout } else { [out.stderr, out.stdout].concat() };
+        let (format, source) = if json { ("json", "exec_json") } else { ("text", "text") };
+        let mut l = limit(reset);
+        l["source"] = source.into();
+        c.save(
+            name,
+            &bytes,
+            serde_json::json!({"why": c.why(&format!("codex exec{} on a limited free account", if json { " --json" } else { "" })),
+                "now": at, "args": ["--format", format], "events": [l]}),
+        );
+    }
+
     // A long answer (markdown, code, lists) scrolling through the screen: the bulk of what a
     // session prints, and the benchmark's seed with the captures above.
     {

@@ -87,17 +87,32 @@ pub(super) fn strip_escapes(line: &str) -> String {
 
 /// `codex exec` text: a line `ERROR: <limit message>` (an optional `[timestamp] ` before it).
 /// Anything else (the agent's answer on stdout, tool output, the prompt echo) is ignored.
-pub(super) fn text_line(line: &[u8], stamp: &Stamp) -> Option<Event> {
-    let line = strip_escapes(&String::from_utf8_lossy(line));
-    let mut t = line.trim_start();
-    if t.starts_with('[') {
-        if let Some(end) = t.find("] ") {
-            t = &t[end + 2..];
+/// codex 0.169 prints the line twice for one limit: a repeat right after it (blank lines
+/// aside) is the same limit.
+#[derive(Default)]
+pub(super) struct TextLines {
+    /// The message of the last line when it was a reported limit.
+    last: Option<String>,
+}
+
+impl TextLines {
+    pub fn line(&mut self, line: &[u8], stamp: &Stamp) -> Option<Event> {
+        let line = strip_escapes(&String::from_utf8_lossy(line));
+        let mut t = line.trim();
+        if t.is_empty() {
+            return None;
         }
+        if t.starts_with('[') {
+            if let Some(end) = t.find("] ") {
+                t = &t[end + 2..];
+            }
+        }
+        let limit = t.strip_prefix("ERROR:").map(str::trim).and_then(|m| texts::classify(m).map(|k| (k, m)));
+        let last = self.last.take();
+        let (kind, msg) = limit?;
+        self.last = Some(msg.to_string());
+        (last.as_deref() != Some(msg)).then(|| stamp.limit(kind, msg, None, Source::Text))
     }
-    let msg = t.strip_prefix("ERROR:")?.trim();
-    let kind = texts::classify(msg)?;
-    Some(stamp.limit(kind, msg, None, Source::Text))
 }
 
 /// `codex exec --json`: reports `{"type":"error","message":…}`, and `turn.failed` only when its

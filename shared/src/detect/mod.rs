@@ -28,7 +28,8 @@
 //!   reported again: the conversation scrolling, a repaint, a banner coming back into view or a
 //!   resume redrawing it never fire. (So a later limit with exactly the same text, same plan and
 //!   same reset minute, is not reported by the screen; the rollout reports every one.)
-//! - **text** ([`Format::Text`]): a line `ERROR: <limit message>`.
+//! - **text** ([`Format::Text`]): a line `ERROR: <limit message>` (codex 0.169 prints it twice
+//!   in a row for one limit: reported once).
 //! - **json** ([`Format::Json`]): `{"type":"error"}` lines, and `turn.failed` lines whose message
 //!   was not already reported in that turn.
 //!
@@ -38,6 +39,20 @@
 //!
 //! Memory is bounded: the screen model, at most 8 banners being read, the last 64 known
 //! texts, and one 64 KiB line for the line formats.
+//!
+//! # In a wrapper (hs-run)
+//! - Embed it: one `Detector` per codex process, `format: Some(Format::Tui)`, the PTY's size,
+//!   [`Detector::feed`] with every chunk read from the PTY master (after copying it to the real
+//!   terminal), [`Detector::resize`] on SIGWINCH, [`Detector::finish`] when codex exits. Events
+//!   come back at once: a feed ending in the middle of a frame leaves a half-drawn banner for the
+//!   next feed, never reports it early. Or run `hs-detect --format tui --size RxC` as a child fed
+//!   on its stdin (events on its stdout, SIGUSR1 = mark).
+//! - After `codex resume <id>` the TUI redraws the old conversation, old banner included: make
+//!   that detector with `wait_for_mark: true` and call [`Detector::set_mark`] when the user's
+//!   first Enter (or the prompt the wrapper types) is sent to codex: everything drawn before is
+//!   old, and stays old when redrawn.
+//! - Follow the session's rollout too ([`crate::rollout::Follower`], `from_end: true` after a
+//!   resume): it has every limit as a record, exact reset times, and telemetry.
 
 mod lines;
 mod screen;
@@ -174,7 +189,7 @@ const SNIFF_MAX: usize = 4096;
 enum Mode {
     Sniff(Vec<u8>),
     Tui(Box<screen::ScreenReader>),
-    Text(lines::LineSplitter),
+    Text(lines::LineSplitter, lines::TextLines),
     Json(lines::LineSplitter, lines::JsonLines),
 }
 
@@ -209,7 +224,7 @@ impl Detector {
         match self.mode {
             Mode::Sniff(_) => None,
             Mode::Tui(_) => Some(Format::Tui),
-            Mode::Text(_) => Some(Format::Text),
+            Mode::Text(..) => Some(Format::Text),
             Mode::Json(..) => Some(Format::Json),
         }
     }
@@ -250,7 +265,7 @@ impl Detector {
                     out.push(stamp.limit(kind, &text, None, Source::Screen));
                 }
             }
-            Mode::Text(split) => split.finish(|l| out.extend(lines::text_line(l, stamp))),
+            Mode::Text(split, text) => split.finish(|l| out.extend(text.line(l, stamp))),
             Mode::Json(split, json) => split.finish(|l| out.extend(json.line(l, stamp))),
         }
         if !armed {
@@ -267,7 +282,7 @@ impl Detector {
         match &mut self.mode {
             Mode::Sniff(_) => {}
             Mode::Tui(s) => s.set_mark(),
-            Mode::Text(split) | Mode::Json(split, _) => *split = lines::LineSplitter::default(),
+            Mode::Text(split, _) | Mode::Json(split, _) => *split = lines::LineSplitter::default(),
         }
     }
 
@@ -283,7 +298,7 @@ impl Detector {
     fn mode_for(&self, format: Format) -> Mode {
         match format {
             Format::Tui => Mode::Tui(Box::new(screen::ScreenReader::new(self.rows, self.cols))),
-            Format::Text => Mode::Text(lines::LineSplitter::default()),
+            Format::Text => Mode::Text(lines::LineSplitter::default(), lines::TextLines::default()),
             Format::Json => Mode::Json(lines::LineSplitter::default(), lines::JsonLines::default()),
         }
     }
@@ -298,7 +313,7 @@ impl Detector {
                     out.push(stamp.limit(kind, &text, None, Source::Screen));
                 }
             }
-            Mode::Text(split) => split.push(bytes, |l| out.extend(lines::text_line(l, stamp))),
+            Mode::Text(split, text) => split.push(bytes, |l| out.extend(text.line(l, stamp))),
             Mode::Json(split, json) => split.push(bytes, |l| out.extend(json.line(l, stamp))),
         }
         if !armed {
