@@ -6,7 +6,7 @@ use shared::cli::{self, EXIT_NONE, EXIT_OK};
 use shared::detect::{Clock, DetectOptions, Detector, Format, Zone};
 use shared::duration;
 use shared::events::{self, Event};
-use shared::rollout::{FollowOptions, Follower};
+use shared::rollout::{self, FollowOptions, Follower};
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -54,6 +54,8 @@ struct Cli {
     rollout: Option<PathBuf>,
 
     /// Only report rollout records appended after hs-detect started (default: the whole file).
+    /// The limits already in the file are then old on the screen too (a resumed session redraws
+    /// them).
     #[arg(long, requires = "rollout")]
     from_end: bool,
 
@@ -141,6 +143,12 @@ fn run(args: Cli) -> Result<i32> {
         clock,
         wait_for_mark: args.wait_for_mark,
     });
+    if let (Some(path), true) = (&args.rollout, args.from_end) {
+        // A resumed session: limits already recorded are old, even when the TUI redraws them.
+        for text in rollout::limit_texts(path)? {
+            detector.add_known_text(&text);
+        }
+    }
     let mut follower = match &args.rollout {
         Some(path) => Some(Follower::open(
             path,

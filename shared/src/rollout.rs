@@ -79,6 +79,19 @@ pub fn read_session_meta(path: &Path) -> Result<SessionMeta> {
     })
 }
 
+/// The messages of every limit already recorded in a rollout: for a session about to be resumed,
+/// give them to [`crate::detect::Detector::add_known_text`] so their redrawn banners never count.
+pub fn limit_texts(path: &Path) -> Result<Vec<String>> {
+    let mut f = Follower::open(path, FollowOptions::default())?;
+    Ok(f.poll()?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Limit(l) => Some(l.text),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Where a [`Follower`] starts and what it stamps.
 #[derive(Debug, Clone, Default)]
 pub struct FollowOptions {
@@ -345,5 +358,6 @@ mod tests {
         assert!(f.poll().unwrap().is_empty());
         append(&path, &format!("{err}\n"));
         assert_eq!(f.poll().unwrap().len(), 1);
+        assert_eq!(limit_texts(&path).unwrap(), ["Quota exceeded. Check your plan and billing details."], "one turn");
     }
 }

@@ -407,6 +407,30 @@ fn wait_for_mark_ignores_banners_until_sigusr1() {
     assert_eq!(kinds, [r#""quota""#], "{err}");
 }
 
+/// hs-detect following a resumed session's rollout `--from-end`: the limit already recorded
+/// there is old, so its banner redrawn by `codex resume` does not fire; a new limit does.
+#[test]
+fn resume_with_the_rollout_from_end_needs_no_mark() {
+    let t = TestEnv::new();
+    let real = fixtures_dir().join("real");
+    for (name, want) in [("resume-then-answer", 0), ("resume-then-limit", 1)] {
+        let rollout = t.root().join(format!("{name}.jsonl"));
+        std::fs::copy(real.join(format!("rollout-before-{name}.jsonl")), &rollout).unwrap();
+        let capture = std::fs::read(real.join(format!("tui-{name}-30x100.bin"))).unwrap();
+        let args = ["--format", "tui", "--size", "30x100", "--rollout", rollout.to_str().unwrap(), "--from-end"];
+        let run = t.run_stdin("hs-detect", &args, &capture);
+        let limits: Vec<serde_json::Value> = run.json_lines().into_iter().filter(|e| e["type"] == "limit").collect();
+        assert_eq!(limits.len(), want, "{name}: {}", run.stdout);
+        assert_eq!(run.code, if want == 0 { 1 } else { 0 });
+        if want == 1 {
+            assert!(limits[0]["text"].as_str().unwrap().contains("Upgrade to Plus"), "{:?}", limits[0]);
+        }
+        // Without the rollout the redraw is taken for a new limit: the test above means something.
+        let bare = t.run_stdin("hs-detect", &args[..4], &capture);
+        assert_eq!(bare.json_lines().len(), want + 1, "{name}");
+    }
+}
+
 #[test]
 fn library_marks_and_resizes() {
     let opts = || DetectOptions {
@@ -444,6 +468,11 @@ fn library_marks_and_resizes() {
     let [Event::Limit(l)] = &evs[..] else { panic!("{evs:?}") };
     assert_eq!(l.resets_at, Some("2026-11-24T19:48:00Z".parse().unwrap()));
     assert_eq!(d.format(), Some(Format::Tui));
+    // A text made known (from the rollout before a resume) is never reported, however wrapped.
+    let mut d = Detector::new(opts());
+    d.add_known_text("You’ve hit your usage limit.   Try again later.");
+    assert!(d.feed(banner).is_empty());
+    assert_eq!(d.feed(other).len(), 1);
     // On the alternate screen, a banner redrawn after a resize breaks elsewhere (codex cut a
     // long word in the middle the first time): the same text, no new event.
     let mut d = Detector::new(opts());
@@ -684,6 +713,9 @@ fn capture_real_fixtures() {
         tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
         // The rate-limit popup holds the keyboard: end codex the hard way, its rollout is written.
         drop(tui);
+        let before = std::fs::read(rollout_of(&home)).unwrap();
+        assert!(leaked_markers(&before).is_empty());
+        std::fs::write(c.out_dir.join(format!("rollout-before-{name}.jsonl")), before).unwrap();
 
         c.mock.set_behaviour(
             &acct.account_id,

@@ -201,6 +201,8 @@ pub struct Detector {
     cols: u16,
     armed: bool,
     mode: Mode,
+    /// Texts made known before the format was decided.
+    known_early: Vec<String>,
 }
 
 impl Detector {
@@ -212,6 +214,7 @@ impl Detector {
             cols: opts.cols.max(2),
             armed: !opts.wait_for_mark,
             mode: Mode::Sniff(Vec::new()),
+            known_early: Vec::new(),
         };
         if let Some(f) = opts.format {
             d.mode = d.mode_for(f);
@@ -286,6 +289,17 @@ impl Detector {
         }
     }
 
+    /// Makes a limit message known, so the screen never reports a banner with this text: for a
+    /// resumed session, the limit records already in its rollout (their banners may come into
+    /// view later, when the user scrolls back). Only the tui format keeps known texts.
+    pub fn add_known_text(&mut self, text: &str) {
+        if let Mode::Tui(s) = &mut self.mode {
+            s.add_known(text);
+        } else if let Mode::Sniff(_) = self.mode {
+            self.known_early.push(text.to_string());
+        }
+    }
+
     /// The terminal was resized (SIGWINCH): the screen model follows.
     pub fn resize(&mut self, rows: u16, cols: u16) {
         self.rows = rows.max(1);
@@ -297,7 +311,13 @@ impl Detector {
 
     fn mode_for(&self, format: Format) -> Mode {
         match format {
-            Format::Tui => Mode::Tui(Box::new(screen::ScreenReader::new(self.rows, self.cols))),
+            Format::Tui => {
+                let mut s = screen::ScreenReader::new(self.rows, self.cols);
+                for t in &self.known_early {
+                    s.add_known(t);
+                }
+                Mode::Tui(Box::new(s))
+            }
             Format::Text => Mode::Text(lines::LineSplitter::default(), lines::TextLines::default()),
             Format::Json => Mode::Json(lines::LineSplitter::default(), lines::JsonLines::default()),
         }
