@@ -203,6 +203,8 @@ pub struct Detector {
     mode: Mode,
     /// Texts made known before the format was decided.
     known_early: Vec<String>,
+    /// Events found by `set_mark` reading held bytes, returned by the next feed or finish.
+    deferred: Vec<Event>,
 }
 
 impl Detector {
@@ -215,6 +217,7 @@ impl Detector {
             armed: !opts.wait_for_mark,
             mode: Mode::Sniff(Vec::new()),
             known_early: Vec::new(),
+            deferred: Vec::new(),
         };
         if let Some(f) = opts.format {
             d.mode = d.mode_for(f);
@@ -234,7 +237,7 @@ impl Detector {
 
     /// Reads more bytes; returns the limits they complete, in order.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.deferred);
         if let Mode::Sniff(buf) = &mut self.mode {
             buf.extend_from_slice(bytes);
             let Some(format) = sniff(buf, false) else { return out };
@@ -250,7 +253,7 @@ impl Detector {
     /// The end of the stream: reports what only the end makes certain (a banner still being
     /// drawn, a last line without a newline). The detector can be fed again afterwards.
     pub fn finish(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.deferred);
         if let Mode::Sniff(buf) = &mut self.mode {
             if buf.is_empty() {
                 return out;
@@ -281,6 +284,17 @@ impl Detector {
     /// reported, not even when redrawn later, and a line not yet finished is dropped. Also arms
     /// a detector made with `wait_for_mark`.
     pub fn set_mark(&mut self) {
+        // Bytes held while the format was unknown came before the mark: read them first (their
+        // events come out of the next feed or finish).
+        if let Mode::Sniff(buf) = &mut self.mode {
+            if !buf.is_empty() {
+                let held = std::mem::take(buf);
+                self.mode = self.mode_for(sniff(&held, true).unwrap_or(Format::Text));
+                let mut out = std::mem::take(&mut self.deferred);
+                self.consume(&held, &mut out);
+                self.deferred = out;
+            }
+        }
         self.armed = true;
         match &mut self.mode {
             Mode::Sniff(_) => {}
@@ -374,6 +388,21 @@ fn sniff(buf: &[u8], at_end: bool) -> Option<Format> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mark_while_the_format_is_unknown_reads_what_came_before() {
+        let line = "ERROR: Quota exceeded. Check your plan and billing details.\n".as_bytes();
+        let mut d = Detector::new(DetectOptions::default());
+        assert!(d.feed(line).is_empty(), "one line does not decide the format");
+        d.set_mark();
+        assert_eq!(d.format(), Some(Format::Text));
+        assert_eq!(d.feed(b"").len(), 1, "the line before the mark still counts");
+        // Waiting for the mark: the same line before it is not reported.
+        let mut d = Detector::new(DetectOptions { wait_for_mark: true, ..Default::default() });
+        d.feed(line);
+        d.set_mark();
+        assert!(d.feed(b"").is_empty() && d.finish().is_empty());
+    }
 
     #[test]
     fn sniffs_formats() {
