@@ -78,7 +78,7 @@ pub(super) struct ScreenReader {
     /// The end of the last feed when it could be the start of a glyph or a frame end: read
     /// together with the next feed.
     held: Vec<u8>,
-    known: VecDeque<String>,
+    known: VecDeque<Known>,
 }
 
 enum Verdict {
@@ -113,7 +113,8 @@ impl ScreenReader {
 
     /// A text that is never reported.
     pub fn add_known(&mut self, text: &str) {
-        self.settle(LimitKind::Other, text, false, &mut Vec::new());
+        let kind = texts::classify(text).unwrap_or(LimitKind::Other);
+        self.settle(kind, text, false, &mut Vec::new());
     }
 
     /// Feeds bytes; returns the banners they complete. Banners settled while not `armed` only
@@ -300,20 +301,35 @@ impl ScreenReader {
     /// A banner was read whole: reported if its text is new and `report`, known from now on.
     fn settle(&mut self, kind: LimitKind, text: &str, report: bool, out: &mut Vec<(LimitKind, String)>) {
         // Compared without whitespace: wrapped at another width (a resize), a long word broken
-        // elsewhere, it is the same text. A text that extends or cuts a known one is the same
-        // banner, more or less of it seen.
+        // elsewhere, it is the same text. A part of a known text is that banner, less of it
+        // seen; a text that completes a known part is that banner, more of it seen. A whole
+        // message only ever matches itself: a known part never hides a different limit...
+        // unless the part is what they share, which only a banner cut short leaves behind.
         let squashed: String = text.split_whitespace().collect();
-        if self.known.iter().any(|k| k.starts_with(&squashed) || squashed.starts_with(k.as_str())) {
+        let whole = texts::is_complete(kind, text);
+        let seen = self.known.iter().any(|k| {
+            k.text == squashed
+                || (!k.whole && squashed.starts_with(k.text.as_str()))
+                || (!whole && k.text.starts_with(squashed.as_str()))
+        });
+        if seen {
             return;
         }
         if self.known.len() == MAX_KNOWN {
             self.known.pop_front();
         }
-        self.known.push_back(squashed);
+        self.known.push_back(Known { text: squashed, whole });
         if report {
             out.push((kind, text.split_whitespace().collect::<Vec<_>>().join(" ")));
         }
     }
+}
+
+/// A banner text this reader has seen, without whitespace.
+struct Known {
+    text: String,
+    /// A whole limit message ([`texts::is_complete`]), not a part of one.
+    whole: bool,
 }
 
 /// One row's text, trailing blanks kept only when it soft-wraps. (`contents_between` walks to
@@ -422,6 +438,25 @@ mod tests {
         let mut out = s.feed(bytes, true);
         out.extend(s.finish(true));
         out
+    }
+
+    #[test]
+    fn known_texts() {
+        let mut s = ScreenReader::new(24, 80);
+        let mut out = Vec::new();
+        let u = LimitKind::UsageLimit;
+        s.settle(u, "You’ve hit your usage limit. Try again at 7:48 PM.", true, &mut out);
+        s.settle(u, "You’ve hit your usage  limit. Try again at 7:48 PM.", true, &mut out);
+        s.settle(u, "You’ve hit your usage limit. Try again", true, &mut out);
+        assert_eq!(out.len(), 1, "the same text, re-wrapped or in part: {out:?}");
+        s.settle(u, "You’ve hit your usage limit. Try again at 7:49 PM.", true, &mut out);
+        assert_eq!(out.len(), 2, "another whole message");
+        // A part seen (a banner cut short), then its completion: one banner.
+        let r = LimitKind::RateLimited;
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: a", true, &mut out);
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: ab", true, &mut out);
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: c", true, &mut out);
+        assert_eq!(out.len(), 4, "{out:?}");
     }
 
     #[test]
