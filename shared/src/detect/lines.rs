@@ -97,7 +97,9 @@ pub(super) struct TextLines {
 
 impl TextLines {
     pub fn line(&mut self, line: &[u8], stamp: &Stamp) -> Option<Event> {
-        let line = strip_escapes(&String::from_utf8_lossy(line));
+        // After a carriage return a terminal shows only what follows (progress lines).
+        let raw = String::from_utf8_lossy(line);
+        let line = strip_escapes(raw.rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or(""));
         let mut t = line.trim();
         if t.is_empty() {
             return None;
@@ -169,6 +171,19 @@ mod tests {
         s.push(b"c\r\nd\n\ne", |l| got.push(l.to_vec()));
         s.finish(|l| got.push(l.to_vec()));
         assert_eq!(got, vec![b"abc".to_vec(), b"d".to_vec(), b"".to_vec(), b"e".to_vec()]);
+    }
+
+    #[test]
+    fn text_lines_after_a_carriage_return_and_repeats() {
+        let stamp = Stamp { account: None, clock: super::super::Clock::System, zone: super::super::Zone::Local };
+        let mut t = TextLines::default();
+        let quota = b"ERROR: Quota exceeded. Check your plan and billing details.";
+        assert!(t.line(&[&b"Working...\r"[..], quota].concat(), &stamp).is_some());
+        assert!(t.line(b"", &stamp).is_none());
+        assert!(t.line(quota, &stamp).is_none(), "printed twice for one limit");
+        assert!(t.line(b"thinking", &stamp).is_none());
+        assert!(t.line(quota, &stamp).is_some(), "another run");
+        assert!(t.line(b"  the log said ERROR: Quota exceeded. Check your plan and billing details.", &stamp).is_none());
     }
 
     #[test]
