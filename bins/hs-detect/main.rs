@@ -83,6 +83,12 @@ struct Cli {
     #[arg(long)]
     wait_for_mark: bool,
 
+    /// A limit message already handled elsewhere: the screen never reports a banner with this
+    /// text (compared without whitespace). Repeatable. E.g. for a detector restarted at a new
+    /// size, which sees the old banner redrawn.
+    #[arg(long, value_name = "TEXT")]
+    known: Vec<String>,
+
     /// Pretend the current time is TIME (RFC 3339 or unix seconds), for replays and tests:
     /// it sets `at` and the base of `try again at 7:48 PM` (read in the local time zone).
     #[arg(long, value_name = "TIME")]
@@ -143,6 +149,9 @@ fn run(args: Cli) -> Result<i32> {
         clock,
         wait_for_mark: args.wait_for_mark,
     });
+    for text in &args.known {
+        detector.add_known_text(text);
+    }
     if let (Some(path), true) = (&args.rollout, args.from_end) {
         // A resumed session: limits already recorded are old, even when the TUI redraws them.
         for text in rollout::limit_texts(path)? {
