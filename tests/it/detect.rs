@@ -632,21 +632,41 @@ fn capture_real_fixtures() {
         }
     }
 
-    // An answer that quotes the limit texts, a ■ line included: no limit.
-    {
+    // Answers, no limit: one quoting the limit texts (■ lines included, in the prompt too); a
+    // long one (markdown, code, lists) scrolling through the screen, the bulk of what a session
+    // prints and the benchmark's seed with the captures above.
+    let quoting = "When the account runs out, codex prints:\n\n■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.\n\nYou’ve hit your usage limit. Try again later.\n\n```\n■ Quota exceeded. Check your plan and billing details.\n```\nDone.";
+    let mut long = String::new();
+    for i in 1..=12 {
+        long.push_str(&format!(
+            "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
+             against the local clock and keeps going when the record is partial.\n\n\
+             - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
+             ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
+        ));
+    }
+    long.push_str("All steps done.");
+    for (name, answer, prompt, why) in [
+        (
+            "tui-answer-quotes-limit-30x100",
+            quoting.to_string(),
+            "■ You’ve hit your usage limit. Try again later. <- what does this mean?",
+            "the answer and the prompt quote limit texts, ■ lines included",
+        ),
+        ("tui-long-answer-30x100", long, "explain the follower step by step", "a long markdown answer scrolling by"),
+    ] {
         let c = Capture::new(&out_dir, &version);
-        let acct = FakeAccount::new("ok", "plus");
-        let answer = "When the account runs out, codex prints:\n\n■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.\n\nYou’ve hit your usage limit. Try again later.\n\n```\n■ Quota exceeded. Check your plan and billing details.\n```\nDone.";
-        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer.into()));
+        let acct = FakeAccount::new("ok", "pro");
+        let last_words = answer.rsplit("\n").next().unwrap().to_string();
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer));
         let tui = c.tui(&c.home(&acct), &[], 30, 100);
         let at = now();
-        c.turn(&tui, "■ You’ve hit your usage limit. Try again later. <- what does this mean?");
-        tui.expect_text("Done.", WAIT);
+        c.turn(&tui, prompt);
+        tui.expect_text(&last_words, WAIT);
         c.save(
-            "tui-answer-quotes-limit-30x100.bin",
+            &format!("{name}.bin"),
             &tui.raw(),
-            serde_json::json!({"why": c.why("the answer and the prompt quote limit texts, ■ lines included"), "now": at,
-                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+            serde_json::json!({"why": c.why(why), "now": at, "args": ["--format", "tui", "--size", "30x100"], "events": []}),
         );
     }
 
@@ -674,34 +694,6 @@ fn capture_real_fixtures() {
             &bytes,
             serde_json::json!({"why": c.why(&format!("codex exec{} on a limited free account", if json { " --json" } else { "" })),
                 "now": at, "args": ["--format", format], "events": [l]}),
-        );
-    }
-
-    // A long answer (markdown, code, lists) scrolling through the screen: the bulk of what a
-    // session prints, and the benchmark's seed with the captures above.
-    {
-        let c = Capture::new(&out_dir, &version);
-        let acct = FakeAccount::new("long", "pro");
-        let mut answer = String::new();
-        for i in 1..=12 {
-            answer.push_str(&format!(
-                "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
-                 against the local clock and keeps going when the record is partial.\n\n\
-                 - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
-                 ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
-            ));
-        }
-        answer.push_str("All steps done.");
-        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer));
-        let tui = c.tui(&c.home(&acct), &[], 30, 100);
-        let at = now();
-        c.turn(&tui, "explain the follower step by step");
-        tui.expect_text("All steps done.", WAIT);
-        c.save(
-            "tui-long-answer-30x100.bin",
-            &tui.raw(),
-            serde_json::json!({"why": c.why("a long markdown answer scrolling by"), "now": at,
-                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
         );
     }
 
