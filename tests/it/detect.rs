@@ -697,6 +697,33 @@ fn capture_real_fixtures() {
         );
     }
 
+    // Still limited, the user tries again: a second banner lands where the first one stood
+    // (codex redraws only changed cells, so its `■` may not be printed again). Two limits.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("again", "plus");
+        let (first, second) = (reset_in(2), reset_in(3));
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", first.timestamp()));
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "first try");
+        tui.expect_text("Approaching rate limits", WAIT);
+        // The popup holds the keyboard: choose "2. Keep current model".
+        tui.send(b"\x1b[B");
+        std::thread::sleep(Duration::from_millis(300));
+        tui.send(b"\r");
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", second.timestamp()));
+        c.turn(&tui, "second try");
+        let shown = |t: DateTime<Utc>| t.format("%-I:%M %p").to_string();
+        tui.expect_text(&format!("try again at {}.", shown(second)), WAIT);
+        c.save(
+            "tui-limit-twice-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a limit, then the same limit again with a later reset"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "events": [limit(first), limit(second)]}),
+        );
+    }
+
     // `codex resume` after a limit redraws the old banner; the caller marks the stream when it
     // types the next prompt. Then either an answer (no event) or a new limit (one event).
     for (name, second) in [("resume-then-answer", None), ("resume-then-limit", Some(reset_in(5)))] {
