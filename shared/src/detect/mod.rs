@@ -19,8 +19,8 @@
 //!   prompt, `└ `/spaces for shell output, diffs and file views under their header), so a `■`
 //!   that the model, a file or a command prints lands at column 2 or later; the status line
 //!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs. Rows
-//!   are read when a `■` is printed at column 0 and at the end of every frame codex draws (see
-//!   the `screen` module for the details).
+//!   are read when a `■` is printed at column 0 on the normal screen, at the end of each feed,
+//!   and every 4 KiB of codex's frames (see the `screen` module for the details).
 //!
 //!   Newness: a banner is reported the first time its text shows up on the screen while the
 //!   detector is armed. Texts already reported, and texts that were on the screen before the
@@ -47,10 +47,13 @@
 //!   come back at once: a feed ending in the middle of a frame leaves a half-drawn banner for the
 //!   next feed, never reports it early. Or run `hs-detect --format tui --size RxC` as a child fed
 //!   on its stdin (events on its stdout, SIGUSR1 = mark).
-//! - After `codex resume <id>` the TUI redraws the old conversation, old banner included: make
-//!   that detector with `wait_for_mark: true` and call [`Detector::set_mark`] when the user's
-//!   first Enter (or the prompt the wrapper types) is sent to codex: everything drawn before is
-//!   old, and stays old when redrawn.
+//! - After `codex resume <id>` the TUI redraws the old conversation, old banner included. Before
+//!   starting it, give the new detector the limits already recorded in the session's rollout:
+//!   [`crate::rollout::limit_texts`] → [`Detector::add_known_text`] (`hs-detect --rollout FILE
+//!   --from-end` does it; `hs-detect --known TEXT` for texts handled elsewhere). No timing is
+//!   involved: those texts are never reported, wherever and whenever they are redrawn. Or, with
+//!   no rollout at hand: `wait_for_mark: true` and [`Detector::set_mark`] when the user's first
+//!   Enter (or the prompt the wrapper types) is sent to codex: everything drawn before is old.
 //! - Follow the session's rollout too ([`crate::rollout::Follower`], `from_end: true` after a
 //!   resume): it has every limit as a record, exact reset times, and telemetry.
 
