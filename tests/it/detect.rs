@@ -697,6 +697,26 @@ fn capture_real_fixtures() {
         );
     }
 
+    // A plain 429 (no usage-limit body): codex retries, then gives up.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("busy", "plus");
+        let body = r#"{"error":{"type":"rate_limit_exceeded","message":"slow down"}}"#;
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Status { code: 429, body: body.into() });
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "busy?");
+        tui.expect_text("exceeded retry limit, last status: 429", Duration::from_secs(180));
+        tui.expect_text(READY, WAIT);
+        c.save(
+            "tui-retry-429-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a plain 429: retries, then the retry failure"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"],
+                "events": [{"kind": "rate_limited", "resets_at": null, "source": "screen"}]}),
+        );
+    }
+
     // Still limited, the user tries again: a second banner lands where the first one stood
     // (codex redraws only changed cells, so its `■` may not be printed again). Two limits.
     {
