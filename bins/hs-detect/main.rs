@@ -33,7 +33,7 @@ use std::sync::Arc;
 #[command(
     name = "hs-detect",
     version,
-    after_help = "Examples:\n  codex exec 'fix the tests' 2>&1 | hs-detect --tee --account acc1 --events limits.jsonl\n  codex exec --json 'hi' | hs-detect --format json\n  hs-detect --format tui --size 50x200 < capture.bin\n  hs-detect --rollout ~/.codex/sessions/2026/11/24/rollout-….jsonl < /dev/null\n  hs-detect --rollout FILE --from-end --follow --account acc1 < /dev/null   # until killed"
+    after_help = "Examples:\n  codex exec 'fix the tests' 2>&1 | hs-detect --tee --account acc1 --events limits.jsonl\n  codex exec --json 'hi' | hs-detect --format json\n  hs-detect --format tui --size 50x200 < capture.bin\n  hs-detect --rollout ~/.codex/sessions/2026/11/24/rollout-….jsonl --from-start < /dev/null\n  hs-detect --rollout FILE --follow --account acc1 < /dev/null   # new records, until killed"
 )]
 struct Cli {
     /// What stdin carries: tui (raw terminal bytes), text (`codex exec` output) or json
@@ -53,11 +53,14 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     rollout: Option<PathBuf>,
 
-    /// Only report rollout records appended after hs-detect started (default: the whole file).
-    /// The limits already in the file are then old on the screen too (a resumed session redraws
-    /// them).
-    #[arg(long, requires = "rollout")]
+    /// Only report rollout records appended after hs-detect started: the default. The limits
+    /// already in the file are then old on the screen too (a resumed session redraws them).
+    #[arg(long, requires = "rollout", conflicts_with = "from_start")]
     from_end: bool,
+
+    /// Report the whole rollout file, the records already in it too (for replaying a session).
+    #[arg(long, requires = "rollout")]
+    from_start: bool,
 
     /// Keep following the rollout after stdin ends, until killed (SIGTERM/SIGINT end it
     /// normally, with the usual exit status). Use with `< /dev/null`.
@@ -152,7 +155,8 @@ fn run(args: Cli) -> Result<i32> {
     for text in &args.known {
         detector.add_known_text(text);
     }
-    if let (Some(path), true) = (&args.rollout, args.from_end) {
+    let from_end = !args.from_start;
+    if let (Some(path), true) = (&args.rollout, from_end) {
         // A resumed session: limits already recorded are old, even when the TUI redraws them.
         for text in rollout::limit_texts(path)? {
             detector.add_known_text(&text);
@@ -161,7 +165,7 @@ fn run(args: Cli) -> Result<i32> {
     let mut follower = match &args.rollout {
         Some(path) => Some(Follower::open(
             path,
-            FollowOptions { from_end: args.from_end, account: args.account.clone(), zone: Zone::Local, clock },
+            FollowOptions { from_end, account: args.account.clone(), zone: Zone::Local, clock },
         )?),
         None => None,
     };

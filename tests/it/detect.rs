@@ -183,7 +183,7 @@ fn every_fixture_gives_exactly_its_events_through_the_cli() {
         let mut args: Vec<&str> = f.side.args.iter().map(String::as_str).collect();
         args.extend(["--now", &f.side.now, "--account", "acc1"]);
         let run = if f.side.rollout {
-            args.extend(["--rollout", f.path.to_str().unwrap()]);
+            args.extend(["--rollout", f.path.to_str().unwrap(), "--from-start"]);
             t.run("hs-detect", &args)
         } else {
             t.run_stdin("hs-detect", &args, &f.input)
@@ -302,7 +302,7 @@ fn rollout_from_the_start_when_stdin_is_empty() {
         format!("{META}\n{TOKENS}\n{NO_LIMITS}\n{OLD_ERROR}\n{FAILED}\n{{\"type\":\"event_msg\",\"payl"),
     )
     .unwrap();
-    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--account", "acc2"]).code(0);
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--from-start", "--account", "acc2"]).code(0);
     let lines = run.json_lines();
     assert_eq!(lines.len(), 2, "{}", run.stdout);
     let rl = &lines[0];
@@ -786,4 +786,16 @@ fn capture_real_fixtures() {
                 "args": ["--format", "tui", "--size", "30x100"], "mark_at": mark_at, "events": events}),
         );
     }
+}
+
+/// By default a rollout's existing records are history: only what is appended counts.
+#[test]
+fn rollout_default_reports_only_new_records() {
+    let t = TestEnv::new();
+    let path = t.root().join("rollout.jsonl");
+    std::fs::write(&path, format!("{META}\n{TOKENS}\n{FAILED}\n")).unwrap();
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--account", "acc2"]).code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--from-end", "--from-start"]).code(2);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
 }
