@@ -517,7 +517,7 @@ fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
     e.t.set("PATH", format!("{}:{base}", shim_dir.display()));
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-run: codex not found on PATH: install it"), "{}", r.stderr);
     e.assert_no_overlay();
     std::os::unix::fs::symlink(bin("fake-codex"), real_dir.join("codex")).unwrap();
     e.t.set("PATH", format!("{}:{}:{base}", shim_dir.display(), real_dir.display()));
@@ -536,7 +536,7 @@ fn codex_named_by_flag_or_config_and_hs_run_itself_is_skipped_on_path() {
     let base = e.t.vars["PATH"].to_string_lossy().into_owned();
     e.t.set("PATH", format!("{}:{base}", links.display()));
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
-    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-run: codex not found on PATH"), "{}", r.stderr);
     // --codex
     let fake = bin("fake-codex");
     let r = e.t.run("hs-run", &["--codex", fake.to_str().unwrap(), "--", "exec", "x"]).ok();
@@ -547,7 +547,7 @@ fn codex_named_by_flag_or_config_and_hs_run_itself_is_skipped_on_path() {
     assert_eq!(r.stdout, "fake answer to: y\n");
     // a --codex that is not there: one line naming the setting
     let r = e.t.run("hs-run", &["--codex", "/nonexistent/codex", "--", "exec", "x"]).code(2);
-    assert!(r.stderr.contains("--codex (/nonexistent/codex) is not an executable file"), "{}", r.stderr);
+    assert!(r.stderr.contains("codex not found at /nonexistent/codex (from --codex)"), "{}", r.stderr);
     assert_eq!(e.runs().len(), 2);
 }
 

@@ -33,7 +33,7 @@
 //! modes codex left on). `exec` ends by itself after a limit (exit 1); TERM after 5 s.
 
 pub mod args;
-pub mod codex_path;
+pub mod codex_features;
 pub mod rollout_watch;
 mod supervise;
 pub mod tools;
