@@ -78,7 +78,11 @@ impl Pty {
             });
         }
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let child = cmd.spawn().with_context(|| format!("cannot start {program}"))?;
+        let spawned = cmd.spawn();
+        // `Command` keeps its Stdio until it is dropped: release our copies of the slave now, or
+        // the master never reports EIO when the child's side closes.
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = spawned.with_context(|| format!("cannot start {program}"))?;
         drop(self.slave);
         Ok((self.master, child))
     }

@@ -127,10 +127,10 @@ fn log_shows_recent_switches() {
     assert!(hotswap(&t, &["log"]).ok().stdout.starts_with("no switches yet"));
     std::fs::create_dir_all(t.state_dir()).unwrap();
     let line = r#"{"type":"swap","at":"2026-11-24T19:00:00Z","session_id":"0199-abc","from":"acc1","to":"acc2","kind":"usage_limit","resets_at":"2026-11-24T20:13:00Z","cwd":"/w"}"#;
-    std::fs::write(t.state_dir().join("events.jsonl"), format!("{line}\n{{\"type\":\"future\"}}\n")).unwrap();
+    std::fs::write(t.state_dir().join("events.jsonl"), format!("{line}\n{{\"type\":\"future\"}}\n{{\"type\":\"swap\"\n")).unwrap();
     let out = hotswap(&t, &["log"]).ok().stdout;
     assert_eq!(out, "2026-11-24T19:00:00Z  acc1 -> acc2  usage_limit  back 2026-11-24T20:13:00Z  session 0199-abc\n");
-    assert_eq!(hotswap(&t, &["log", "--json", "-n", "2"]).ok().stdout.lines().next().unwrap(), line);
+    assert_eq!(hotswap(&t, &["log", "--json", "-n", "3"]).ok().stdout.lines().next().unwrap(), line);
 }
 
 #[test]

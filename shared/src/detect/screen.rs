@@ -87,10 +87,20 @@ enum Verdict {
     Settle,
 }
 
+/// The smallest screen the model is given: vt100 0.15 panics on a one-row screen, on a
+/// two-column one with a wide character, and on a cursor restored after a shrink. A terminal that
+/// small shows no readable banner anyway.
+const MIN_ROWS: u16 = 2;
+const MIN_COLS: u16 = 10;
+
+fn screen_model(rows: u16, cols: u16) -> vt100::Parser {
+    vt100::Parser::new(rows.max(MIN_ROWS), cols.max(MIN_COLS), 0)
+}
+
 impl ScreenReader {
     pub fn new(rows: u16, cols: u16) -> ScreenReader {
         ScreenReader {
-            parser: vt100::Parser::new(rows, cols, 0),
+            parser: screen_model(rows, cols),
             since_scan: 0,
             pending: Vec::new(),
             held: Vec::new(),
@@ -98,8 +108,10 @@ impl ScreenReader {
         }
     }
 
+    /// A new, empty model at the new size (codex redraws everything after a resize; a model
+    /// resized in place can panic on a cursor saved before a shrink). Known texts are kept.
     pub fn resize(&mut self, rows: u16, cols: u16) {
-        self.parser.set_size(rows, cols);
+        self.parser = screen_model(rows, cols);
         self.pending.clear();
     }
 

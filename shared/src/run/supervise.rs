@@ -15,7 +15,6 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What one run needs to know.
@@ -55,10 +54,23 @@ pub struct RunResult {
     pub unanswered: usize,
 }
 
+/// Output waiting for a detector's writer thread. Chunks coalesce while the thread writes, so
+/// there is one wake-up per batch rather than per read.
+#[derive(Default)]
+struct Queue {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+/// The most output held for a detector; past it the reader waits (memory stays bounded).
+const MAX_QUEUED: usize = 16 << 20;
+
+type SharedQueue = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
+
 /// An `hs-detect` child fed a copy of one output stream.
 struct Detector {
     child: Child,
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    queue: SharedQueue,
     writer: Option<std::thread::JoinHandle<()>>,
     out: ChildStdout,
     buf: Vec<u8>,
@@ -79,21 +91,53 @@ impl Detector {
         let out = child.stdout.take().context("hs-detect stdout")?;
         pty::set_nonblocking(out.as_fd())?;
         // A writer thread, so a slow detector never holds up what the user sees.
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let queue = SharedQueue::default();
+        let q = queue.clone();
         let writer = std::thread::spawn(move || {
-            for chunk in rx {
-                if stdin.write_all(&chunk).and_then(|_| stdin.flush()).is_err() {
+            let (lock, cv) = &*q;
+            loop {
+                let batch = {
+                    let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    while g.bytes.is_empty() && !g.closed {
+                        g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if g.bytes.is_empty() {
+                        break;
+                    }
+                    std::mem::take(&mut g.bytes)
+                };
+                cv.notify_all();
+                if stdin.write_all(&batch).and_then(|_| stdin.flush()).is_err() {
+                    lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+                    cv.notify_all();
                     break;
                 }
             }
         });
-        Ok(Detector { child, tx: Some(tx), writer: Some(writer), out, buf: Vec::new(), eof: false })
+        Ok(Detector { child, queue, writer: Some(writer), out, buf: Vec::new(), eof: false })
     }
 
     fn feed(&self, bytes: &[u8]) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(bytes.to_vec());
+        let (lock, cv) = &*self.queue;
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while g.bytes.len() > MAX_QUEUED && !g.closed {
+            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
         }
+        if g.closed {
+            return;
+        }
+        let was_empty = g.bytes.is_empty();
+        g.bytes.extend_from_slice(bytes);
+        if was_empty {
+            cv.notify_all();
+        }
+    }
+
+    /// No more input: the writer thread sends what is queued, then closes hs-detect's stdin.
+    fn close(&self) {
+        let (lock, cv) = &*self.queue;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        cv.notify_all();
     }
 
     /// Reads what is there (non-blocking) and returns complete event lines.
@@ -120,9 +164,9 @@ impl Detector {
     }
 
     /// Closes its input and collects its last events (waiting at most `limit`), and a warning
-    /// when hs-detect failed (exit 2) instead of reading to the end.
+    /// when hs-detect failed (an error or a crash) instead of reading to the end.
     fn finish(mut self, limit: Duration) -> (Vec<Event>, Option<String>) {
-        drop(self.tx.take());
+        self.close();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -144,7 +188,8 @@ impl Detector {
                 let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
             }
         }
-        let failed = ended && status.is_some_and(|s| s.code() == Some(crate::cli::EXIT_ERROR));
+        // 0 and 1 are answers (a limit seen or not); anything else, a crash included, is a failure.
+        let failed = ended && status.is_some_and(|s| !matches!(s.code(), Some(0) | Some(1)));
         let warning = failed.then(|| {
             let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string();
             format!("hs-detect failed, only the rollout was watched: {why}")
@@ -455,18 +500,31 @@ impl Runner<'_> {
     /// [`rollout_watch::session_id_in_line`]): the way to the right rollout when codex's open
     /// files cannot be read, even with other sessions running in the same folder.
     fn look_for_session_id(&mut self, stream: Stream, bytes: &[u8]) {
+        // Cheap on the hot path: line ends are found with a SIMD search, and only a line holding
+        // one of the markers is decoded.
+        static LINE_END: std::sync::LazyLock<regex::bytes::Regex> =
+            std::sync::LazyLock::new(|| regex::bytes::Regex::new(r"[\r\n]").expect("valid"));
+        static MARKER: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+            regex::bytes::Regex::new(r#"session id: |"thread_id":"|codex resume "#).expect("valid")
+        });
         let line = &mut self.lines[stream as usize];
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
+        let mut start = 0;
+        for end in LINE_END.find_iter(bytes).map(|m| m.start()).chain([bytes.len()]) {
+            let piece = &bytes[start..end];
+            let room = 4096usize.saturating_sub(line.len());
+            line.extend_from_slice(&piece[..piece.len().min(room)]);
+            if end == bytes.len() {
+                break;
+            }
+            if MARKER.is_match(line) {
                 if let Some(id) = rollout_watch::session_id_in_line(&String::from_utf8_lossy(line)) {
                     self.printed_id = Some(id);
                     line.clear();
                     return;
                 }
-                line.clear();
-            } else if line.len() < 4096 {
-                line.push(b);
             }
+            line.clear();
+            start = end + 1;
         }
     }
 
