@@ -43,6 +43,8 @@ pub fn json_error(path: &Path, e: &serde_json::Error) -> anyhow::Error {
     let msg = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+    // serde quotes the offending value as it is: keep the message on one line
+    let msg: String = msg.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
     anyhow!("{}:{}:{}: {what}: {msg}", path.display(), e.line(), e.column())
 }
 
@@ -93,5 +95,8 @@ mod tests {
         assert_eq!(err("{\"x\":1}"), "/f.json: no \"version\" field");
         assert!(err("{\"version\":1,\"x\":\"s\"}").contains("unexpected content"));
         assert_eq!(parse_versioned::<F>(Path::new("/f"), "{\"version\":1,\"x\":3}", 1).unwrap().x, 3);
+        // a value quoted in the message stays on one line
+        let e = format!("{:#}", parse_versioned::<crate::config::Config>(Path::new("/c"), r#"{"version":1,"policy":"so\nnest"}"#, 1).unwrap_err());
+        assert!(!e.contains('\n') && e.contains("so\\nnest"), "{e}");
     }
 }
