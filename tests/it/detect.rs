@@ -20,15 +20,53 @@ struct Sidecar {
     /// For captures of `codex resume`: the byte offset where the caller sets its mark.
     #[serde(default)]
     mark_at: Option<usize>,
+    /// The input is a rollout file, given as `--rollout FILE` (stdin empty).
+    #[serde(default)]
+    rollout: bool,
     events: Vec<Expected>,
 }
 
+/// One event: a limit (kind, resets_at, source) or rate limits (primary used_percent, resets_at).
 #[derive(Deserialize, Debug, PartialEq, Clone)]
 #[serde(deny_unknown_fields)]
 struct Expected {
-    kind: String,
+    #[serde(rename = "type", default = "limit_type")]
+    ty: String,
+    #[serde(default)]
+    kind: Option<String>,
     resets_at: Option<String>,
-    source: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    used_percent: Option<f64>,
+}
+
+fn limit_type() -> String {
+    "limit".into()
+}
+
+impl Expected {
+    fn of(v: &serde_json::Value) -> Expected {
+        let s = |v: &serde_json::Value| v.as_str().map(String::from);
+        if v["type"] == "rate_limits" {
+            let p = &v["primary"];
+            Expected {
+                ty: "rate_limits".into(),
+                kind: None,
+                resets_at: s(&p["resets_at"]),
+                source: None,
+                used_percent: p["used_percent"].as_f64(),
+            }
+        } else {
+            Expected {
+                ty: "limit".into(),
+                kind: s(&v["kind"]),
+                resets_at: s(&v["resets_at"]),
+                source: s(&v["source"]),
+                used_percent: None,
+            }
+        }
+    }
 }
 
 /// hs-detect's limit line, pinned field by field.
@@ -50,6 +88,7 @@ struct LimitLine {
 
 struct Fixture {
     name: String,
+    path: PathBuf,
     input: Vec<u8>,
     side: Sidecar,
 }
@@ -76,7 +115,7 @@ fn fixtures() -> Vec<Fixture> {
                 .unwrap_or_else(|| panic!("no input beside {}", side_path.display()));
             let side: Sidecar = serde_json::from_slice(&std::fs::read(side_path).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", side_path.display()));
-            out.push(Fixture { name: stem, input: std::fs::read(input_path).unwrap(), side });
+            out.push(Fixture { name: stem, path: input_path.clone(), input: std::fs::read(input_path).unwrap(), side });
         }
     }
     assert!(out.len() >= 15, "fixtures missing: {}", out.len());
@@ -84,12 +123,7 @@ fn fixtures() -> Vec<Fixture> {
 }
 
 fn expected_of(ev: &LimitEvent) -> Expected {
-    let v = serde_json::to_value(ev).unwrap();
-    Expected {
-        kind: v["kind"].as_str().unwrap().into(),
-        resets_at: v["resets_at"].as_str().map(String::from),
-        source: v["source"].as_str().unwrap().into(),
-    }
+    Expected::of(&serde_json::to_value(Event::Limit(ev.clone())).unwrap())
 }
 
 fn arg_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -122,7 +156,7 @@ fn run_library(f: &Fixture, sizes: &[usize]) -> Vec<LimitEvent> {
     let mut at = 0;
     let mut i = 0;
     while at < f.input.len() {
-        let mut end = (at + sizes[i % sizes.len()]).min(f.input.len());
+        let mut end = at.saturating_add(sizes[i % sizes.len()]).min(f.input.len());
         if let Some(m) = f.side.mark_at.filter(|&m| m > at && m < end) {
             end = m;
         }
@@ -148,33 +182,51 @@ fn every_fixture_gives_exactly_its_events_through_the_cli() {
     for f in fixtures().iter().filter(|f| f.side.mark_at.is_none()) {
         let mut args: Vec<&str> = f.side.args.iter().map(String::as_str).collect();
         args.extend(["--now", &f.side.now, "--account", "acc1"]);
-        let run = t.run_stdin("hs-detect", &args, &f.input);
-        let want = if f.side.events.is_empty() { 1 } else { 0 };
-        assert_eq!(run.code, want, "{}: exit {}\n{}", f.name, run.code, run.stderr);
-        let lines: Vec<LimitLine> = run
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l}: {e}", f.name)))
-            .collect();
-        let got: Vec<Expected> = lines
-            .iter()
-            .map(|l| Expected { kind: l.kind.clone(), resets_at: l.resets_at.clone(), source: l.source.clone() })
-            .collect();
+        let run = if f.side.rollout {
+            args.extend(["--rollout", f.path.to_str().unwrap()]);
+            t.run("hs-detect", &args)
+        } else {
+            t.run_stdin("hs-detect", &args, &f.input)
+        };
+        let limits = f.side.events.iter().filter(|e| e.ty == "limit").count();
+        assert_eq!(run.code, if limits == 0 { 1 } else { 0 }, "{}: exit {}\n{}", f.name, run.code, run.stderr);
+        let got: Vec<Expected> = run.json_lines().iter().map(Expected::of).collect();
         assert_eq!(got, f.side.events, "{} ({})\n{}", f.name, f.side.why, run.stdout);
-        for l in &lines {
-            assert_eq!(
-                (l.ty.as_str(), l.account.as_deref(), l.at.as_str()),
-                ("limit", Some("acc1"), f.side.now.as_str())
-            );
+        for line in run.stdout.lines().filter(|l| l.starts_with(r#"{"type":"limit""#)) {
+            let l: LimitLine = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {line}: {e}", f.name));
+            assert_eq!((l.ty.as_str(), l.account.as_deref()), ("limit", Some("acc1")));
+            if !f.side.rollout {
+                assert_eq!(l.at, f.side.now, "{}", f.name);
+            }
             assert!(!l.text.contains('\n') && !l.text.contains("  "), "{}: {:?}", f.name, l.text);
         }
+    }
+}
+
+/// Rollout fixtures written to a growing file in uneven pieces, polled after each: the same
+/// events as reading it whole.
+#[test]
+fn rollout_fixtures_give_the_same_events_when_read_while_written() {
+    use shared::rollout::{FollowOptions, Follower};
+    let dir = tempfile::tempdir().unwrap();
+    for f in fixtures().into_iter().filter(|f| f.side.rollout) {
+        let path = dir.path().join(&f.name);
+        std::fs::write(&path, b"").unwrap();
+        let mut follower = Follower::open(&path, FollowOptions::default()).unwrap();
+        let mut got = Vec::new();
+        for piece in f.input.chunks(977) {
+            append(&path, piece);
+            got.extend(follower.poll().unwrap());
+        }
+        let got: Vec<Expected> = got.iter().map(|e| Expected::of(&serde_json::to_value(e).unwrap())).collect();
+        assert_eq!(got, f.side.events, "{}", f.name);
     }
 }
 
 #[test]
 fn every_fixture_gives_the_same_events_however_it_is_split() {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for f in fixtures() {
+    for f in fixtures().into_iter().filter(|f| !f.side.rollout) {
         let whole = run_library(&f, &[usize::MAX]);
         assert_eq!(whole.iter().map(expected_of).collect::<Vec<_>>(), f.side.events, "{} whole", f.name);
         let mut random = Vec::new();
@@ -237,8 +289,8 @@ const NO_LIMITS: &str = r#"{"timestamp":"2026-11-24T18:01:01Z","type":"event_msg
 const FAILED: &str = r#"{"timestamp":"2026-11-24T18:01:02Z","type":"event_msg","payload":{"type":"task_complete","turn_id":"1","last_agent_message":null,"error":{"message":"You’ve hit your usage limit. Try again at Nov 27th, 2026 5:48 PM.","codex_error_info":"usage_limit_exceeded"}}}"#;
 const OLD_ERROR: &str = r#"{"timestamp":"2026-11-24T18:01:02Z","type":"event_msg","payload":{"type":"error","message":"You’ve hit your usage limit. Try again at Nov 27th, 2026 5:48 PM."}}"#;
 
-fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+fn append(path: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes.as_ref()).unwrap();
 }
 
 #[test]
@@ -368,12 +420,20 @@ fn library_marks_and_resizes() {
     d.set_mark();
     assert!(d.feed(&banner[20..]).is_empty());
     assert!(d.finish().is_empty());
-    // After a mark the same text drawn again is a new limit; without one it is a redraw.
+    // A text once seen is known: drawn again, before or after a mark, it is a redraw.
     let mut d = Detector::new(opts());
     assert_eq!(d.feed(banner).len(), 1);
     assert!(d.feed(banner).is_empty());
     d.set_mark();
-    assert_eq!(d.feed(banner).len(), 1);
+    assert!(d.feed(banner).is_empty());
+    let other = "\r\n\x1b[31m■ You’ve hit your usage limit. Try again at 9:00 PM.\x1b[0m\r\n".as_bytes();
+    assert_eq!(d.feed(other).len(), 1);
+    // Waiting for the mark: what is drawn before it is known, the rest is reported.
+    let mut d = Detector::new(DetectOptions { wait_for_mark: true, ..opts() });
+    assert!(d.feed(banner).is_empty());
+    d.set_mark();
+    assert!(d.feed(banner).is_empty());
+    assert_eq!(d.feed(other).len(), 1);
     // Resized to 40 columns: a long banner is read over the rows it wraps to.
     let mut d = Detector::new(opts());
     d.resize(10, 40);
@@ -382,4 +442,234 @@ fn library_marks_and_resizes() {
     let [Event::Limit(l)] = &evs[..] else { panic!("{evs:?}") };
     assert_eq!(l.resets_at, Some("2026-11-24T19:48:00Z".parse().unwrap()));
     assert_eq!(d.format(), Some(Format::Tui));
+}
+
+/// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
+/// `shell/test detect::capture_real_fixtures -- --ignored`. Each capture's sidecar states the
+/// events the scenario makes codex show, worked out from what the mock was told to answer, not
+/// from running the detector.
+#[test]
+#[ignore]
+fn capture_real_fixtures() {
+    use crate::support::auth::{leaked_markers, FakeAccount};
+    use crate::support::mock::{Behaviour, MockBackend};
+    use crate::support::tui::{codex_command, Tui};
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(60);
+    const READY: &str = "Ask Codex to do anything";
+    let out_dir = fixtures_dir().join("real");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let version = std::fs::read_to_string(repo_root().join("tests/codex-version")).unwrap().trim().to_string();
+
+    struct Capture<'a> {
+        env: TestEnv,
+        mock: MockBackend,
+        work: PathBuf,
+        out_dir: &'a Path,
+        version: &'a str,
+    }
+    impl Capture<'_> {
+        fn new<'a>(out_dir: &'a Path, version: &'a str) -> Capture<'a> {
+            let env = TestEnv::new();
+            let mock = MockBackend::start(&env.root().join("mock"));
+            let work = env.root().join("work");
+            std::fs::create_dir_all(&work).unwrap();
+            Capture { env, mock, work, out_dir, version }
+        }
+        fn home(&self, acct: &FakeAccount) -> PathBuf {
+            self.mock.codex_home(&self.env.root().join(format!("codex-{}", acct.account_id)), acct, &[&self.work])
+        }
+        fn tui(&self, home: &Path, args: &[&str], rows: u16, cols: u16) -> Tui {
+            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+            cmd.arg("--no-daemon").args(args);
+            Tui::spawn(cmd, rows, cols)
+        }
+        /// Types `prompt` and waits until the mock has answered it.
+        fn turn(&self, tui: &Tui, prompt: &str) -> String {
+            tui.expect_text(READY, WAIT);
+            let from = self.mock.requests().len();
+            tui.submit(prompt);
+            let r = self
+                .mock
+                .wait_for_from(from, |r| r.is_turn() && r.body.contains(prompt), WAIT)
+                .unwrap_or_else(|| panic!("no turn for {prompt:?}:\n{}", tui.screen()));
+            r.session_id.expect("turns carry a session id")
+        }
+        fn save(&self, name: &str, bytes: &[u8], side: serde_json::Value) {
+            assert!(leaked_markers(bytes).is_empty(), "{name} shows a token");
+            std::fs::write(self.out_dir.join(name), bytes).unwrap();
+            let stem = name.rsplit_once('.').unwrap().0;
+            let text = serde_json::to_string_pretty(&side).unwrap() + "\n";
+            std::fs::write(self.out_dir.join(format!("{stem}.expect.json")), text).unwrap();
+        }
+        fn why(&self, what: &str) -> String {
+            format!("real codex {}: {what}", self.version)
+        }
+    }
+    /// A reset time on a whole minute, so the text's `7:48 PM` names it exactly.
+    fn reset_in(hours: i64) -> DateTime<Utc> {
+        let t = Utc::now().timestamp() + hours * 3600;
+        DateTime::from_timestamp(t - t % 60, 0).unwrap()
+    }
+    fn now() -> String {
+        shared::duration::rfc3339(Utc::now())
+    }
+    fn limit(reset: DateTime<Utc>) -> serde_json::Value {
+        serde_json::json!({"kind": "usage_limit", "resets_at": shared::duration::rfc3339(reset), "source": "screen"})
+    }
+    fn rollout_of(home: &Path) -> PathBuf {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out)
+                } else if e.path().extension().is_some_and(|x| x == "jsonl") {
+                    out.push(e.path())
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&home.join("sessions"), &mut found);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.pop().unwrap()
+    }
+
+    // A usage limit on plus and free plans, at three sizes.
+    for (plan, rows, cols, text) in
+        [("plus", 24, 80, "Upgrade to Pro"), ("free", 50, 200, "Upgrade to Plus"), ("plus", 20, 44, "Upgrade to Pro")]
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("lim", plan);
+        let reset = reset_in(3);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit(plan, reset.timestamp()));
+        let home = c.home(&acct);
+        let tui = c.tui(&home, &[], rows, cols);
+        let at = now();
+        c.turn(&tui, "where were we");
+        tui.expect_text(&format!("You’ve hit your usage limit. {text}"), WAIT);
+        tui.expect_text("Approaching rate limits", WAIT);
+        let name = format!("tui-{plan}-{rows}x{cols}");
+        c.save(
+            &format!("{name}.bin"),
+            &tui.raw(),
+            serde_json::json!({"why": c.why(&format!("{plan} usage limit at {rows}x{cols}")), "now": at,
+                "args": ["--format", "tui", "--size", format!("{rows}x{cols}")], "events": [limit(reset)]}),
+        );
+        if plan == "plus" && cols == 80 {
+            // The session's rollout: telemetry of the 429 and the structured limit record.
+            let path = rollout_of(&home);
+            let records = std::fs::read(&path).unwrap();
+            let mut events = Vec::new();
+            for line in String::from_utf8_lossy(&records).lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let p = &v["payload"];
+                if p["type"] == "token_count" && p["rate_limits"].is_object() {
+                    let primary = &p["rate_limits"]["primary"];
+                    let resets = DateTime::from_timestamp(primary["resets_at"].as_i64().unwrap(), 0).unwrap();
+                    events.push(serde_json::json!({"type": "rate_limits", "used_percent": primary["used_percent"],
+                        "resets_at": shared::duration::rfc3339(resets)}));
+                }
+                if p["type"] == "task_complete" && p["error"]["codex_error_info"] == "usage_limit_exceeded" {
+                    let mut l = limit(reset);
+                    l["source"] = "rollout".into();
+                    events.push(l);
+                }
+            }
+            assert!(events.iter().any(|e| e["source"] == "rollout"), "no limit record in {}", path.display());
+            let ts = String::from_utf8_lossy(&records).lines().next().map(|l| l.to_string()).unwrap();
+            let start: serde_json::Value = serde_json::from_str(&ts).unwrap();
+            c.save(
+                "rollout-plus.jsonl",
+                &records,
+                serde_json::json!({"why": c.why("the rollout of the plus 24x80 session"),
+                    "now": start["timestamp"], "args": [], "rollout": true, "events": events}),
+            );
+        }
+    }
+
+    // An answer that quotes the limit texts, a ■ line included: no limit.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("ok", "plus");
+        let answer = "When the account runs out, codex prints:\n\n■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.\n\nYou’ve hit your usage limit. Try again later.\n\n```\n■ Quota exceeded. Check your plan and billing details.\n```\nDone.";
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer.into()));
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "■ You’ve hit your usage limit. Try again later. <- what does this mean?");
+        tui.expect_text("Done.", WAIT);
+        c.save(
+            "tui-answer-quotes-limit-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("the answer and the prompt quote limit texts, ■ lines included"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+        );
+    }
+
+    // A long answer (markdown, code, lists) scrolling through the screen: the bulk of what a
+    // session prints, and the benchmark's seed with the captures above.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("long", "pro");
+        let mut answer = String::new();
+        for i in 1..=12 {
+            answer.push_str(&format!(
+                "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
+                 against the local clock and keeps going when the record is partial.\n\n\
+                 - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
+                 ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
+            ));
+        }
+        answer.push_str("All steps done.");
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer));
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "explain the follower step by step");
+        tui.expect_text("All steps done.", WAIT);
+        c.save(
+            "tui-long-answer-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a long markdown answer scrolling by"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+        );
+    }
+
+    // `codex resume` after a limit redraws the old banner; the caller marks the stream when it
+    // types the next prompt. Then either an answer (no event) or a new limit (one event).
+    for (name, second) in [("resume-then-answer", None), ("resume-then-limit", Some(reset_in(5)))] {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("res", "plus");
+        let reset = reset_in(2);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", reset.timestamp()));
+        let home = c.home(&acct);
+        let tui = c.tui(&home, &[], 30, 100);
+        let session = c.turn(&tui, "first try");
+        tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
+        // The rate-limit popup holds the keyboard: end codex the hard way, its rollout is written.
+        drop(tui);
+
+        c.mock.set_behaviour(
+            &acct.account_id,
+            match second {
+                Some(r) => Behaviour::usage_limit("free", r.timestamp()),
+                None => Behaviour::Answer("Picking up where we left off.".into()),
+            },
+        );
+        let tui = c.tui(&home, &["resume", &session], 30, 100);
+        tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
+        tui.expect_text(READY, WAIT);
+        let mark_at = tui.raw().len();
+        let at = now();
+        c.turn(&tui, "continue please");
+        match second {
+            Some(_) => tui.expect_text("You’ve hit your usage limit. Upgrade to Plus", WAIT),
+            None => tui.expect_text("Picking up where we left off.", WAIT),
+        }
+        let events: Vec<serde_json::Value> = second.into_iter().map(limit).collect();
+        c.save(
+            &format!("tui-{name}-30x100.bin"),
+            &tui.raw(),
+            serde_json::json!({"why": c.why(&format!("{name}: the old banner is redrawn before the mark")), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "mark_at": mark_at, "events": events}),
+        );
+    }
 }

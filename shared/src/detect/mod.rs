@@ -11,27 +11,32 @@
 //! ```
 //!
 //! What counts as a limit, per format:
-//! - **tui** ([`Format::Tui`]): the bytes drive a `vt100` screen of `rows`×`cols`. A limit is a
-//!   row that codex's error cell draws: a `■` written at column 0 (not reached by soft-wrapping),
-//!   then a space and a text that starts like one of codex's limit messages (see
-//!   [`texts::classify`]), read together with its wrapped continuation rows. Only a `■` written
-//!   AFTER the stream started (or after [`Detector::set_mark`]) counts: banners already on the
-//!   screen never fire, however often they move. Why column 0 is the rule: every other cell codex
-//!   draws is indented behind its own marker (`• ` the agent's answer, `› ` the user's prompt,
-//!   `└ `/two spaces for shell output, diffs and file views under their header), so a `■` that
-//!   the model or a file or a command prints lands at column 2 or later; the status line
-//!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs.
-//!   The same text reported twice since the last mark is reported once (a redraw of the same
-//!   banner is not a new limit).
+//! - **tui** ([`Format::Tui`]): the bytes drive a `vt100` screen of `rows`×`cols`. A limit is
+//!   codex's error cell: a row with `■` at column 0 (not reached by soft-wrapping), a space, and
+//!   a text that starts like one of codex's limit messages (see [`texts::classify`]), read
+//!   together with its wrapped continuation rows. Why column 0 is the rule: every other cell
+//!   codex draws is indented behind its own marker (`• ` the agent's answer, `› ` the user's
+//!   prompt, `└ `/spaces for shell output, diffs and file views under their header), so a `■`
+//!   that the model, a file or a command prints lands at column 2 or later; the status line
+//!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs. Rows
+//!   are read when a `■` is printed at column 0 and at the end of every frame codex draws (see
+//!   the `screen` module for the details).
+//!
+//!   Newness: a banner is reported the first time its text shows up on the screen while the
+//!   detector is armed. Texts already reported, and texts that were on the screen before the
+//!   detector was armed or at a [`Detector::set_mark`], are *known*, and a known text is never
+//!   reported again: the conversation scrolling, a repaint, a banner coming back into view or a
+//!   resume redrawing it never fire. (So a later limit with exactly the same text, same plan and
+//!   same reset minute, is not reported by the screen; the rollout reports every one.)
 //! - **text** ([`Format::Text`]): a line `ERROR: <limit message>`.
 //! - **json** ([`Format::Json`]): `{"type":"error"}` lines, and `turn.failed` lines whose message
 //!   was not already reported in that turn.
 //!
-//! Auto-detection (`format: None`): the first non-blank byte `{` means json; a terminal escape
-//! sequence other than a colour (SGR) before the first newline means tui; else text. At most
-//! 4 KiB are held back while deciding.
+//! Auto-detection (`format: None`): the first non-blank byte `{` means json; a terminal control
+//! sequence other than a colour (SGR) means tui; 20 lines or 4 KiB without one (or the end of
+//! the stream) mean text. At most 4 KiB are held back while deciding.
 //!
-//! Memory is bounded: the screen model, at most 8 banners being read, the last 32 reported
+//! Memory is bounded: the screen model, at most 8 banners being read, the last 64 known
 //! texts, and one 64 KiB line for the line formats.
 
 mod lines;
@@ -98,8 +103,8 @@ pub struct DetectOptions {
     /// Gives `at` and the base for relative reset times.
     pub clock: Clock,
     /// When true, nothing is reported until the first [`Detector::set_mark`]: the stream is
-    /// modelled (the screen stays right) but every banner drawn before the mark is old.
-    /// For a `codex resume` that redraws the old conversation.
+    /// modelled (the screen stays right) and every banner drawn before the mark is old, even
+    /// when it is redrawn after the mark. For a `codex resume` that redraws the old conversation.
     pub wait_for_mark: bool,
 }
 
@@ -241,7 +246,7 @@ impl Detector {
         match &mut self.mode {
             Mode::Sniff(_) => {}
             Mode::Tui(s) => {
-                for (kind, text) in s.finish() {
+                for (kind, text) in s.finish(armed) {
                     out.push(stamp.limit(kind, &text, None, Source::Screen));
                 }
             }
@@ -254,8 +259,8 @@ impl Detector {
         out
     }
 
-    /// Everything up to here is old: banners on the screen now (or half drawn) and lines not
-    /// yet finished are never reported, and the memory of reported texts is cleared. Also arms
+    /// Everything up to here is old: banners on the screen now (or half drawn) are never
+    /// reported, not even when redrawn later, and a line not yet finished is dropped. Also arms
     /// a detector made with `wait_for_mark`.
     pub fn set_mark(&mut self) {
         self.armed = true;
@@ -303,36 +308,32 @@ impl Detector {
 }
 
 /// Decides the format from the first bytes, or `None` to wait for more (never at the end).
+/// codex may print warnings before the TUI starts, so text is only decided after 20 lines or
+/// [`SNIFF_MAX`] bytes without a terminal control sequence.
 fn sniff(buf: &[u8], at_end: bool) -> Option<Format> {
     let first = buf.iter().position(|b| !b.is_ascii_whitespace());
-    if let Some(i) = first {
-        if buf[i] == b'{' {
-            return Some(Format::Json);
-        }
+    if first.is_some_and(|i| buf[i] == b'{') {
+        return Some(Format::Json);
     }
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     let mut i = 0;
-    while let Some(off) = buf[i..line_end].iter().position(|&b| b == 0x1b) {
+    while let Some(off) = buf[i..].iter().position(|&b| b == 0x1b) {
         let esc = i + off;
         match buf.get(esc + 1) {
-            None if !at_end => return None,
+            None => break,
             Some(b'[') => {
-                let fin = buf[esc + 2..].iter().position(|b| (0x40..=0x7e).contains(b));
-                match fin {
-                    None if !at_end => return None,
+                // A CSI ends with a byte in @..~; only colours (`m`) appear in plain text.
+                match buf[esc + 2..].iter().position(|b| (0x40..=0x7e).contains(b)) {
+                    None => break,
                     Some(f) if buf[esc + 2 + f] != b'm' => return Some(Format::Tui),
                     _ => {}
                 }
             }
             Some(_) => return Some(Format::Tui),
-            None => {}
         }
         i = esc + 1;
     }
-    if first.is_some() && (line_end < buf.len() || buf.len() >= SNIFF_MAX || at_end) {
-        return Some(Format::Text);
-    }
-    at_end.then_some(Format::Text)
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    (at_end || lines >= 20 || buf.len() >= SNIFF_MAX).then_some(Format::Text)
 }
 
 #[cfg(test)]
@@ -343,11 +344,13 @@ mod tests {
     fn sniffs_formats() {
         assert_eq!(sniff(b"  {\"type\"", false), Some(Format::Json));
         assert_eq!(sniff(b"\x1b[?2004h", false), Some(Format::Tui));
-        assert_eq!(sniff(b"\x1b[31mERROR: x\n", false), Some(Format::Text));
+        assert_eq!(sniff(b"WARNING: proceeding\r\n\x1b[?2004h", false), Some(Format::Tui));
+        assert_eq!(sniff(b"\x1b[31mERROR: x\n", false), None);
+        assert_eq!(sniff(b"\x1b[31mERROR: x\n", true), Some(Format::Text));
+        assert_eq!(sniff("x\n".repeat(20).as_bytes(), false), Some(Format::Text));
         assert_eq!(sniff(b"\x1b[31", false), None);
         assert_eq!(sniff(b"OpenAI Codex", false), None);
         assert_eq!(sniff(b"OpenAI Codex", true), Some(Format::Text));
-        assert_eq!(sniff(b"OpenAI Codex\n\x1b[H", false), Some(Format::Text));
         assert_eq!(sniff(b"\x1b7", false), Some(Format::Tui));
     }
 }

@@ -1,63 +1,100 @@
 //! Reading codex's `■ <message>` error banner off a modelled terminal screen.
 //!
 //! Every byte goes through the `vt100` screen, so cursor moves, colours, scroll regions and
-//! wrapping are seen as a person sees them. The rows are only read around a freshly written
-//! `■` at column 0: from that byte on, the banner is a *candidate*, and the feed is cut before
-//! every byte that may move or scroll it (ESC, LF, VT, FF) to read it again, following it up the
-//! screen when codex scrolls it. A candidate is settled (reported or dropped) once its text is a
-//! whole limit message ([`texts::is_complete`]), once the cursor has left its rows (codex went
-//! on drawing elsewhere), once it is erased or scrolled away (its last reading counts), or at
-//! the end of the stream. Text that cannot become a limit message drops it at once.
+//! wrapping are seen as a person sees them. The rows are read at two kinds of moments:
+//!
+//! - **a `■` printed at column 0** (on the normal screen: inline TUIs, older codex): from that
+//!   byte on, the banner is a *candidate*, and the feed
+//!   is cut before every byte that may move or scroll it (ESC, LF, VT, FF) to read it again,
+//!   following it up the screen when the terminal scrolls it. A candidate is settled once its
+//!   text is a whole limit message ([`texts::is_complete`]) with the cursor at or below its last
+//!   row, once the cursor has left its rows (codex went on drawing elsewhere), once it is erased
+//!   or scrolled away (its last reading counts), or at the end of the stream. Text that cannot
+//!   become a limit message drops it at once. This catches banners that scroll away fast
+//!   (inline mode, a flood of output in one read).
+//! - **scans of the whole screen**: every row with `■ ` at column 0 holding a whole limit message
+//!   is read at the end of every feed, and at the end of a synchronized-update frame
+//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 4 KiB have passed since the
+//!   last scan. codex redraws only the cells that changed, so a new banner drawn where an old one
+//!   stood may not print a `■` at all; the scans still see it. A scan in the middle of a frame
+//!   leaves alone a banner with the cursor on it or just below (it may still be being drawn).
+//!
+//! A settled banner is reported when its text is new to this reader: texts already reported,
+//! and texts seen while not armed or on the screen at a mark, are *known* and never reported
+//! again. A banner that moves (the conversation scrolls), is repainted, or comes back into view
+//! therefore never fires twice. The price: a second limit with exactly the same text as a known
+//! one (same plan, same reset minute) is not reported by the screen; the rollout still has it.
 
 use crate::detect::texts;
 use crate::events::LimitKind;
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
 /// U+25A0 BLACK SQUARE, codex's error marker, in UTF-8.
-const GLYPH: &[u8; 3] = b"\xe2\x96\xa0";
+const GLYPH: &[u8] = "■".as_bytes();
+/// The end of a synchronized update (DEC mode 2026): a frame is drawn.
+const FRAME_END: &[u8] = b"\x1b[?2026l";
 /// Banners read at once; more are ignored until one settles.
 const MAX_PENDING: usize = 8;
 /// Continuation rows read below a banner's first row.
 const MAX_ROWS: u16 = 8;
 /// Readings of one candidate before it is settled anyway.
 const MAX_READS: u32 = 4096;
-/// Reported texts remembered (a redraw of one of them is not reported again).
-const MAX_REPORTED: usize = 32;
+/// Frame ends closer together than this share one scan of the screen (the scan at the end of
+/// each feed still sees what the skipped frames drew).
+const SCAN_EVERY: usize = 4096;
+/// Known texts remembered (oldest forgotten first).
+const MAX_KNOWN: usize = 64;
 
 struct Candidate {
     /// The screen row of the `■`.
     row: u16,
     /// The first row's text at the last reading (the row only grows while drawn).
     first: String,
-    /// The message (after `■ `, continuation rows joined) at the last reading.
+    /// The message at the last reading.
     text: String,
     kind: Option<LimitKind>,
-    /// The last row the message covered at the last reading.
-    last_row: u16,
     reads: u32,
+    /// Begun before a mark: its text becomes known, never reported.
+    old: bool,
+}
+
+/// A banner as the screen shows it.
+struct Banner {
+    /// The `■` row, trimmed.
+    first: String,
+    /// The message: after `■ `, continuation rows joined.
+    text: String,
+    kind: Option<LimitKind>,
+    /// The last row the message covers.
+    last: u16,
 }
 
 pub(super) struct ScreenReader {
     parser: vt100::Parser,
+    /// Bytes processed since the last scan of the whole screen.
+    since_scan: usize,
     pending: Vec<Candidate>,
-    /// Bytes of [`GLYPH`] that ended the previous feed.
-    carry: usize,
-    reported: VecDeque<String>,
+    /// The end of the last feed when it could be the start of a glyph or a frame end: read
+    /// together with the next feed.
+    held: Vec<u8>,
+    known: VecDeque<String>,
 }
 
 enum Verdict {
     Wait,
     Drop,
-    Report,
+    Settle,
 }
 
 impl ScreenReader {
     pub fn new(rows: u16, cols: u16) -> ScreenReader {
         ScreenReader {
             parser: vt100::Parser::new(rows, cols, 0),
+            since_scan: 0,
             pending: Vec::new(),
-            carry: 0,
-            reported: VecDeque::new(),
+            held: Vec::new(),
+            known: VecDeque::new(),
         }
     }
 
@@ -66,94 +103,90 @@ impl ScreenReader {
         self.pending.clear();
     }
 
+    /// Banners on the screen now, or still being drawn, are old.
     pub fn set_mark(&mut self) {
-        self.pending.clear();
-        self.reported.clear();
+        for c in &mut self.pending {
+            c.old = true;
+        }
+        self.scan(false, true, &mut Vec::new());
     }
 
-    /// Feeds bytes; returns the banners they complete. New banners are noticed only if `armed`.
+    /// Feeds bytes; returns the banners they complete. Banners settled while not `armed` only
+    /// become known.
     pub fn feed(&mut self, bytes: &[u8], armed: bool) -> Vec<(LimitKind, String)> {
         let mut out = Vec::new();
-        let mut i = 0;
-        // A glyph split across feeds: its first bytes are already in the parser, the cursor
-        // has not moved yet.
-        if self.carry > 0 {
-            let rest = &GLYPH[self.carry..];
-            let n = rest.len().min(bytes.len());
-            if bytes[..n] == rest[..n] {
-                if n == rest.len() {
-                    if armed {
-                        self.glyph_at_cursor();
-                    }
-                    self.carry = 0;
-                } else {
-                    self.carry += n;
-                }
-                self.parser.process(&bytes[..n]);
-                i = n;
-            } else {
-                self.carry = 0;
-            }
-        }
-        while i < bytes.len() {
-            let rest = &bytes[i..];
-            let glyph = find_glyph(rest);
-            let stop = if self.pending.is_empty() {
-                glyph.map(|(at, _)| at)
-            } else {
-                let boundary = rest.iter().position(|&b| matches!(b, 0x1b | b'\n' | 0x0b | 0x0c));
-                match (glyph, boundary) {
-                    (Some((g, _)), Some(b)) => Some(g.min(b)),
-                    (g, b) => g.map(|(at, _)| at).or(b),
-                }
-            };
-            let Some(stop) = stop else {
-                self.parser.process(rest);
-                break;
-            };
-            self.parser.process(&rest[..stop]);
-            if !self.pending.is_empty() {
-                self.read_candidates(&mut out);
-            }
-            match glyph {
-                Some((at, len)) if at == stop => {
-                    if len == GLYPH.len() {
-                        if armed {
-                            self.glyph_at_cursor();
-                        }
-                    } else {
-                        self.carry = len;
-                    }
-                    self.parser.process(&rest[stop..stop + len]);
-                    i += stop + len;
-                }
-                _ => {
-                    self.parser.process(&rest[stop..stop + 1]);
-                    i += stop + 1;
-                }
-            }
-        }
-        if !self.pending.is_empty() {
-            self.read_candidates(&mut out);
-        }
+        let joined;
+        let data = if self.held.is_empty() {
+            bytes
+        } else {
+            joined = [std::mem::take(&mut self.held).as_slice(), bytes].concat();
+            joined.as_slice()
+        };
+        let (now, later) = data.split_at(data.len() - held_suffix(data));
+        self.process(now, armed, &mut out);
+        self.held = later.to_vec();
         out
     }
 
     /// The end of the stream: every candidate is settled with what it shows now.
-    pub fn finish(&mut self) -> Vec<(LimitKind, String)> {
+    pub fn finish(&mut self, armed: bool) -> Vec<(LimitKind, String)> {
         let mut out = Vec::new();
-        self.read_candidates(&mut out);
+        let held = std::mem::take(&mut self.held);
+        self.process(&held, armed, &mut out);
+        self.read_candidates(armed, &mut out);
         for c in std::mem::take(&mut self.pending) {
             if let Some(kind) = c.kind {
-                self.report(kind, c.text, &mut out);
+                self.settle(kind, &c.text, armed && !c.old, &mut out);
             }
         }
+        self.scan(armed, true, &mut out);
         out
     }
 
-    /// A `■` is about to be printed at the cursor.
+    fn process(&mut self, data: &[u8], armed: bool, out: &mut Vec<(LimitKind, String)>) {
+        let mut i = 0;
+        while i < data.len() {
+            let rest = &data[i..];
+            let frames_from = SCAN_EVERY.saturating_sub(self.since_scan);
+            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from) else {
+                self.parser.process(rest);
+                self.since_scan += rest.len();
+                break;
+            };
+            self.parser.process(&rest[..stop]);
+            if !self.pending.is_empty() {
+                self.read_candidates(armed, out);
+            }
+            let at = &rest[stop..];
+            let step = if at.starts_with(GLYPH) {
+                self.glyph_at_cursor();
+                GLYPH.len()
+            } else {
+                if at.starts_with(FRAME_END) && self.since_scan + stop >= SCAN_EVERY {
+                    self.scan(armed, true, out);
+                }
+                1
+            };
+            self.parser.process(&at[..step]);
+            self.since_scan += stop + step;
+            i += stop + step;
+        }
+        if !self.pending.is_empty() {
+            self.read_candidates(armed, out);
+        }
+        // The end of what arrived: whatever it drew is on the screen now.
+        if self.since_scan > 0 {
+            self.scan(armed, false, out);
+        }
+    }
+
+    /// A `■` is about to be printed at the cursor. On the alternate screen (codex 0.169 draws
+    /// there) nothing scrolls away by itself, so the scans suffice and nothing is followed.
     fn glyph_at_cursor(&mut self) {
         let screen = self.parser.screen();
+        if screen.alternate_screen() {
+            return;
+        }
         let (row, col) = screen.cursor_position();
         let soft_wrapped_into = row > 0 && screen.row_wrapped(row - 1);
         if col != 0 || soft_wrapped_into || self.pending.len() >= MAX_PENDING {
@@ -165,99 +198,70 @@ impl ScreenReader {
             first: String::new(),
             text: String::new(),
             kind: None,
-            last_row: row,
             reads: 0,
+            old: false,
         });
     }
 
-    fn read_candidates(&mut self, out: &mut Vec<(LimitKind, String)>) {
+    fn read_candidates(&mut self, armed: bool, out: &mut Vec<(LimitKind, String)>) {
         let mut pending = std::mem::take(&mut self.pending);
-        let rows: Vec<String> = self.parser.screen().rows(0, self.parser.screen().size().1).collect();
         let mut settled = Vec::new();
-        pending.retain_mut(|c| match self.read(c, &rows) {
+        pending.retain_mut(|c| match self.read(c) {
             Verdict::Wait => true,
             Verdict::Drop => false,
-            Verdict::Report => {
-                settled.extend(c.kind.map(|k| (k, std::mem::take(&mut c.text))));
+            Verdict::Settle => {
+                settled.extend(c.kind.map(|k| (k, std::mem::take(&mut c.text), c.old)));
                 false
             }
         });
         self.pending = pending;
-        for (kind, text) in settled {
-            self.report(kind, text, out);
+        for (kind, text, old) in settled {
+            self.settle(kind, &text, armed && !old, out);
         }
     }
 
-    fn read(&self, c: &mut Candidate, rows: &[String]) -> Verdict {
+    fn read(&self, c: &mut Candidate) -> Verdict {
         let screen = self.parser.screen();
-        let holds =
-            |r: u16| rows.get(usize::from(r)).is_some_and(|t| t.starts_with('■') && t.starts_with(c.first.as_str()));
-        // Where is it now? Codex scrolls history up, so look upwards.
+        // Its first row, if row `r` still shows it (a cheap look at column 0 first).
+        let holds = |r: u16| {
+            let glyph = screen.cell(r, 0).is_some_and(|cell| cell.has_contents() && cell.contents() == "■");
+            glyph.then(|| row_text(screen, r)).filter(|t| t.starts_with(c.first.as_str()))
+        };
         // Not yet read: it is where the glyph was printed, or higher up by as many rows as the
         // terminal's own wrapping of its text scrolled it (an old banner above is not it).
+        // Later: codex or the terminal scrolls text up, so look upwards.
         let mut lowest = c.row;
         if c.reads == 0 {
-            while lowest > 0 && !holds(lowest) && screen.row_wrapped(lowest - 1) {
+            while lowest > 0 && holds(lowest).is_none() && screen.row_wrapped(lowest - 1) {
                 lowest -= 1;
             }
         } else {
             lowest = 0;
         }
-        let Some(row) = (lowest..=c.row).rev().find(|&r| holds(r)) else {
+        let Some((row, first)) = (lowest..=c.row).rev().find_map(|r| holds(r).map(|t| (r, t))) else {
             // Erased or scrolled off: what it last showed is what a person saw.
-            return if c.kind.is_some() { Verdict::Report } else { Verdict::Drop };
+            return if c.kind.is_some() { Verdict::Settle } else { Verdict::Drop };
         };
         c.row = row;
         c.reads += 1;
-        let first = rows[usize::from(row)].trim_end();
-        let Some(body) = first.strip_prefix("■") else { return Verdict::Drop };
-        if body.is_empty() {
+        let Some(b) = banner(screen, row, first) else { return Verdict::Drop };
+        // Rows below may be drawn before this one is finished: judge by this row alone.
+        let head = b.first.trim_start_matches('■').trim_start();
+        if head.is_empty() {
             return Verdict::Wait;
         }
-        if !body.starts_with(' ') {
+        if !texts::could_be_limit(head) {
             return Verdict::Drop;
         }
-        c.first = first.to_string();
-        // A soft-wrapped row runs on into the next one: keep its trailing blanks.
-        let piece = |r: u16| {
-            let t = rows[usize::from(r)].as_str();
-            if screen.row_wrapped(r) {
-                t
-            } else {
-                t.trim_end()
-            }
-        };
-        let mut text = piece(row)["■ ".len()..].trim_start().to_string();
-        // Rows below may be drawn before this one is finished: judge by this row alone.
-        if !texts::could_be_limit(&text) {
-            return Verdict::Drop;
-        }
-        let mut last = row;
-        let mut kind = texts::classify(&text);
-        while last + 1 - row <= MAX_ROWS && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
-            let Some(next) = rows.get(usize::from(last) + 1) else { break };
-            if screen.row_wrapped(last) {
-                text.push_str(piece(last + 1));
-            } else if continues(next) {
-                text.push(' ');
-                text.push_str(piece(last + 1).trim_start());
-            } else {
-                break;
-            }
-            last += 1;
-            kind = texts::classify(&text);
-        }
-        c.text = text;
-        c.kind = kind;
-        c.last_row = last;
+        (c.first, c.text, c.kind) = (b.first, b.text, b.kind);
         let (cursor_row, _) = screen.cursor_position();
-        let cursor_near = (row..=last + 1).contains(&cursor_row);
-        // Whole, and the cursor is past its start rows (rows drawn out of order are done).
-        match kind {
-            Some(k) if texts::is_complete(k, &c.text) && cursor_row >= last => Verdict::Report,
+        let cursor_near = (row..=b.last + 1).contains(&cursor_row);
+        match c.kind {
+            // Whole, and the cursor is past its first rows (rows drawn out of order are done).
+            Some(k) if texts::is_complete(k, &c.text) && cursor_row >= b.last => Verdict::Settle,
             _ if !cursor_near || c.reads >= MAX_READS => {
-                if kind.is_some() {
-                    Verdict::Report
+                if c.kind.is_some() {
+                    Verdict::Settle
                 } else {
                     Verdict::Drop
                 }
@@ -266,16 +270,95 @@ impl ScreenReader {
         }
     }
 
-    fn report(&mut self, kind: LimitKind, text: String, out: &mut Vec<(LimitKind, String)>) {
-        if self.reported.contains(&text) {
+    /// Every whole banner on the screen. `drawn`: a frame is complete (or the stream ended);
+    /// otherwise a banner with the cursor on or just below it may still be being drawn, and
+    /// waits for a later scan.
+    fn scan(&mut self, armed: bool, drawn: bool, out: &mut Vec<(LimitKind, String)>) {
+        self.since_scan = 0;
+        let screen = self.parser.screen();
+        let (cursor_row, _) = screen.cursor_position();
+        let mut found = Vec::new();
+        for row in glyph_rows(screen) {
+            if let Some(Banner { kind: Some(k), text, last, .. }) = banner(screen, row, row_text(screen, row)) {
+                let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
+                if !drawing && (texts::is_complete(k, &text) || k == LimitKind::RateLimited) {
+                    found.push((k, text));
+                }
+            }
+        }
+        for (kind, text) in found {
+            self.settle(kind, &text, armed, out);
+        }
+    }
+
+    /// A banner was read whole: reported if its text is new and `report`, known from now on.
+    fn settle(&mut self, kind: LimitKind, text: &str, report: bool, out: &mut Vec<(LimitKind, String)>) {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // A text that extends or cuts a known one is the same banner, more or less of it seen.
+        if self.known.iter().any(|k| k.starts_with(&text) || text.starts_with(k.as_str())) {
             return;
         }
-        if self.reported.len() == MAX_REPORTED {
-            self.reported.pop_front();
+        if self.known.len() == MAX_KNOWN {
+            self.known.pop_front();
         }
-        self.reported.push_back(text.clone());
-        out.push((kind, text));
+        self.known.push_back(text.clone());
+        if report {
+            out.push((kind, text));
+        }
     }
+}
+
+/// One row's text, trailing blanks kept only when it soft-wraps. (`contents_between` walks to
+/// the row once; reading cell by cell would walk to it for every cell.)
+fn row_text(screen: &vt100::Screen, row: u16) -> String {
+    let mut t = screen.contents_between(row, 0, row + 1, 0);
+    if t.ends_with('\n') {
+        t.pop();
+        t.truncate(t.trim_end().len());
+    }
+    t
+}
+
+/// The rows whose column 0 holds `■`, not reached by the row above soft-wrapping into it.
+fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
+    let mut rows = Vec::new();
+    for (r, first) in (0u16..).zip(screen.rows(0, 1)) {
+        if first == "■" && !(r > 0 && screen.row_wrapped(r - 1)) {
+            rows.push(r);
+        }
+    }
+    rows
+}
+
+/// The banner whose `■` is at column 0 of `row` (its text `first`), or `None` if the row is not
+/// `■` or `■ …`.
+fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
+    let body = first.strip_prefix('■')?;
+    if !body.is_empty() && !body.starts_with(' ') {
+        return None;
+    }
+    let mut text = body.trim().to_string();
+    let mut last = row;
+    let mut kind = texts::classify(&text);
+    let rows = screen.size().0;
+    while last + 1 < rows && last + 1 - row <= MAX_ROWS && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
+        let next = row_text(screen, last + 1);
+        if screen.row_wrapped(last) {
+            text.push_str(&next);
+        } else if continues(&next) {
+            // codex breaks long words (URLs) after `/` and `-`: no space there.
+            if !text.ends_with(['/', '-']) {
+                text.push(' ');
+            }
+            text.push_str(next.trim());
+        } else {
+            break;
+        }
+        last += 1;
+        kind = texts::classify(&text);
+    }
+    let first = first.trim_end().to_string();
+    Some(Banner { first, text, kind, last })
 }
 
 /// Whether a row below a banner continues its message: not blank, and not the start of
@@ -289,19 +372,37 @@ fn continues(row: &str) -> bool {
     }
 }
 
-/// The next [`GLYPH`] in `hay`: its offset and how many of its bytes `hay` holds (3, or 1–2
-/// when `hay` ends inside it).
-fn find_glyph(hay: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(off) = hay[from..].iter().position(|&b| b == GLYPH[0]) {
-        let at = from + off;
-        let tail = &hay[at..hay.len().min(at + 3)];
-        if GLYPH.starts_with(tail) {
-            return Some((at, tail.len()));
-        }
-        from = at + 1;
+/// Where in `hay` the feed must stop: a `■`; a frame end at `frames_from` or later; while a
+/// banner is being read, any byte that may move the cursor or scroll. (Literal searches run
+/// through `regex`'s SIMD substring search: most bytes are never looked at one by one.)
+fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+    static GLYPH_RE: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\xE2\x96\xA0").unwrap());
+    static FRAME_RE: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\x1B\[\?2026l").unwrap());
+    if reading {
+        return hay.iter().enumerate().position(|(i, &b)| match b {
+            0xe2 => hay[i..].starts_with(GLYPH),
+            0x1b | b'\n' | 0x0b | 0x0c => true,
+            _ => false,
+        });
     }
-    None
+    let glyph = GLYPH_RE.find(hay).map(|m| m.start());
+    let end = glyph.unwrap_or(hay.len());
+    let frame = hay.get(frames_from..end).and_then(|h| FRAME_RE.find(h)).map(|m| frames_from + m.start());
+    frame.or(glyph)
+}
+
+/// How many bytes at the end of `data` may begin a glyph or a frame end (held for the next feed).
+fn held_suffix(data: &[u8]) -> usize {
+    let max = (FRAME_END.len() - 1).min(data.len());
+    (1..=max)
+        .rev()
+        .find(|&k| {
+            let tail = &data[data.len() - k..];
+            (k < GLYPH.len() && GLYPH.starts_with(tail)) || FRAME_END.starts_with(tail)
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -311,16 +412,23 @@ mod tests {
     fn read_all(bytes: &[u8], rows: u16, cols: u16) -> Vec<(LimitKind, String)> {
         let mut s = ScreenReader::new(rows, cols);
         let mut out = s.feed(bytes, true);
-        out.extend(s.finish());
+        out.extend(s.finish(true));
         out
     }
 
     #[test]
-    fn finds_glyphs_and_their_halves() {
-        assert_eq!(find_glyph(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x"), Some((6, 3)));
-        assert_eq!(find_glyph(b"ab\xe2\x96"), Some((2, 2)));
-        assert_eq!(find_glyph(b"ab\xe2"), Some((2, 1)));
-        assert_eq!(find_glyph(b"ab\xe2\x80"), None);
+    fn stops_and_held_bytes() {
+        assert_eq!(next_stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
+        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
+        assert_eq!(next_stop(b"a\x1b[0m\n", true, 0), Some(1));
+        assert_eq!(next_stop(b"a\x1b[0m\n", false, 0), None);
+        assert_eq!(held_suffix(b"ab\xe2\x96"), 2);
+        assert_eq!(held_suffix(b"ab\xe2"), 1);
+        assert_eq!(held_suffix(b"ab\x1b[?20"), 5);
+        assert_eq!(held_suffix(b"ab\xe2\x96\xa0"), 0);
+        assert_eq!(held_suffix(b"ab\x1b[?2026l"), 0);
     }
 
     #[test]
@@ -344,7 +452,7 @@ mod tests {
         assert!(s.feed("■ You’ve hit your usage limit. Try again later.\r\n".as_bytes(), false).is_empty());
         // Scrolled up (newlines at the bottom): still nothing, no ■ was written.
         assert!(s.feed(b"\x1b[5;1H\n\n\n", true).is_empty());
-        assert!(s.finish().is_empty());
+        assert!(s.finish(true).is_empty());
         // A half-written banner scrolled up by its own continuation row.
         let mut s = ScreenReader::new(5, 80);
         let mut got = s.feed("\x1b[5;1H■ You’ve hit your usage limit. Upgrade to Pro, visit\r\n".as_bytes(), true);
