@@ -4,6 +4,7 @@
 mod support;
 
 mod detect;
+mod fault;
 mod harness;
 mod overlay;
 mod rotate;
