@@ -5,6 +5,7 @@ mod support;
 
 mod detect;
 mod fault;
+mod fuzz;
 mod harness;
 mod overlay;
 mod rotate;
