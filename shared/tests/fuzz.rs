@@ -119,7 +119,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..20_000),
         format in prop::sample::select(vec![None, Some(Format::Tui), Some(Format::Text), Some(Format::Json)]),
         rows in 2u16..80,
-        cols in 1u16..250,
+        cols in 3u16..250,
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         let mut d = detector(format, rows, cols);
@@ -133,8 +133,8 @@ proptest! {
     fn mutated_captures_without_a_banner_give_no_limit(
         edits in proptest::collection::vec(edit(), 0..12),
         rows in 2u16..60,
-        cols in 2u16..220,
-        resize in proptest::option::of((2u16..60, 2u16..220)),
+        cols in 3u16..220,
+        resize in proptest::option::of((2u16..60, 3u16..220)),
         cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {
         let bytes = apply(no_banner_captures().swap_remove(0), &edits);
