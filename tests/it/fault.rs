@@ -281,7 +281,7 @@ fn kill_cycles(landed: &AtomicU64, total: u64, seed: u64) -> Tally {
 #[test]
 fn kill_9_during_switch_cycles_leaves_everything_usable() {
     let total = env_number("HS_FAULT_ITERATIONS").unwrap_or(200);
-    let threads = 4u64;
+    let threads = 2u64;
     let seed = env_number("HS_FAULT_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
