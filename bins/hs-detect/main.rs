@@ -6,7 +6,7 @@ use shared::cli::{self, EXIT_NONE, EXIT_OK};
 use shared::detect::{Clock, DetectOptions, Detector, Format, Zone};
 use shared::duration;
 use shared::events::{self, Event};
-use shared::rollout::{FollowOptions, Follower};
+use shared::rollout::{self, FollowOptions, Follower};
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -22,18 +22,18 @@ use std::sync::Arc;
 /// {"type":"limit","kind":…,"text":…,"resets_at":…,"source":"screen|text|exec_json|rollout","account":…,"at":…}
 /// and, from a rollout, {"type":"rate_limits","primary":{…},"secondary":{…},…}.
 ///
-/// In the TUI only codex's own error banner counts (a `■` at column 0 drawn after hs-detect
-/// started): the same words in an answer, a diff, a file, shell output or your prompt, the
-/// "Approaching rate limits" popup and the `⚠ 5h limit` status line never fire, and neither do
-/// banners already on the screen. SIGUSR1 sets a mark: banners drawn before it (a `codex resume`
-/// redrawing the old conversation) are old.
+/// In the TUI only codex's own error banner counts (a row starting with `■ ` at column 0), and
+/// each banner text once: the same words in an answer, a diff, a file, shell output or your
+/// prompt, the "Approaching rate limits" popup and the `⚠ 5h limit` status line never fire, and
+/// neither does a banner moving or being repainted. SIGUSR1 sets a mark: banners on the screen
+/// before it (a `codex resume` redrawing the old conversation) stay old.
 ///
 /// Exit status like grep: 0 a limit was seen, 1 none, 2 error.
 #[derive(Parser, Debug)]
 #[command(
     name = "hs-detect",
     version,
-    after_help = "Examples:\n  codex exec 'fix the tests' 2>&1 | hs-detect --tee --account acc1 --events limits.jsonl\n  codex exec --json 'hi' | hs-detect --format json\n  hs-detect --format tui --size 50x200 < capture.bin\n  hs-detect --rollout ~/.codex/sessions/2026/11/24/rollout-….jsonl < /dev/null\n  hs-detect --rollout FILE --from-end --follow --account acc1 < /dev/null   # until killed"
+    after_help = "Examples:\n  codex exec 'fix the tests' 2>&1 | hs-detect --tee --account acc1 --events limits.jsonl\n  codex exec --json 'hi' | hs-detect --format json\n  hs-detect --format tui --size 50x200 < capture.bin\n  hs-detect --rollout ~/.codex/sessions/2026/11/24/rollout-….jsonl --from-start < /dev/null\n  hs-detect --rollout FILE --follow --account acc1 < /dev/null   # new records, until killed"
 )]
 struct Cli {
     /// What stdin carries: tui (raw terminal bytes), text (`codex exec` output) or json
@@ -42,8 +42,8 @@ struct Cli {
     #[arg(long, value_name = "FORMAT", value_parser = ["tui", "text", "json"])]
     format: Option<String>,
 
-    /// The terminal size the TUI drew for, ROWSxCOLS (tui only; default 24x80). Must match the
-    /// terminal codex ran in, or wrapped rows are read wrong.
+    /// The terminal size the TUI drew for, ROWSxCOLS (tui only). Must match the terminal codex
+    /// ran in, or wrapped rows are read wrong.
     #[arg(long, value_name = "ROWSxCOLS", default_value = "24x80")]
     size: String,
 
@@ -53,9 +53,14 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     rollout: Option<PathBuf>,
 
-    /// Only report rollout records appended after hs-detect started (default: the whole file).
-    #[arg(long, requires = "rollout")]
+    /// Only report rollout records appended after hs-detect started: the default. The limits
+    /// already in the file are then old on the screen too (a resumed session redraws them).
+    #[arg(long, requires = "rollout", conflicts_with = "from_start")]
     from_end: bool,
+
+    /// Report the whole rollout file, the records already in it too (for replaying a session).
+    #[arg(long, requires = "rollout")]
+    from_start: bool,
 
     /// Keep following the rollout after stdin ends, until killed (SIGTERM/SIGINT end it
     /// normally, with the usual exit status). Use with `< /dev/null`.
@@ -80,6 +85,12 @@ struct Cli {
     /// next read of stdin.
     #[arg(long)]
     wait_for_mark: bool,
+
+    /// A limit message already handled elsewhere: the screen never reports a banner with this
+    /// text (compared without whitespace). Repeatable. E.g. for a detector restarted at a new
+    /// size, which sees the old banner redrawn.
+    #[arg(long, value_name = "TEXT")]
+    known: Vec<String>,
 
     /// Pretend the current time is TIME (RFC 3339 or unix seconds), for replays and tests:
     /// it sets `at` and the base of `try again at 7:48 PM` (read in the local time zone).
@@ -141,10 +152,20 @@ fn run(args: Cli) -> Result<i32> {
         clock,
         wait_for_mark: args.wait_for_mark,
     });
+    for text in &args.known {
+        detector.add_known_text(text);
+    }
+    let from_end = !args.from_start;
+    if let (Some(path), true) = (&args.rollout, from_end) {
+        // A resumed session: limits already recorded are old, even when the TUI redraws them.
+        for text in rollout::limit_texts(path)? {
+            detector.add_known_text(&text);
+        }
+    }
     let mut follower = match &args.rollout {
         Some(path) => Some(Follower::open(
             path,
-            FollowOptions { from_end: args.from_end, account: args.account.clone(), zone: Zone::Local, clock },
+            FollowOptions { from_end, account: args.account.clone(), zone: Zone::Local, clock },
         )?),
         None => None,
     };

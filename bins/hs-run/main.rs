@@ -5,7 +5,7 @@ use clap::Parser;
 use shared::config::{Config, OnExhausted, DEFAULT_CONTINUE_PROMPT};
 use shared::paths::Paths;
 use shared::run::args::{CodexArgs, Kind};
-use shared::run::codex_path::{self, CodexLookup};
+use shared::run::codex_features;
 use shared::run::tools::{self, Tools};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -28,6 +28,9 @@ use std::path::PathBuf;
 ///
 /// The real codex: `--codex`, else $CODEX_HOTSWAP_REAL_CODEX, else "real_codex" in config.json,
 /// else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+///
+/// Troubleshooting: CODEX_HOTSWAP_LOG=FILE appends what hs-run sees and does (limit events,
+/// the rollout it follows, how it stops codex, each switch) to FILE.
 #[derive(Parser, Debug)]
 #[command(name = "hs-run", version, trailing_var_arg = true, after_help = EXAMPLES)]
 struct Cli {
@@ -97,14 +100,16 @@ fn main() {
             (Err(e), _) => return Err(e),
         };
         let self_exe = std::env::current_exe().ok();
-        let lookup = CodexLookup {
-            flag: cli.codex.clone(),
-            env: std::env::var_os("CODEX_HOTSWAP_REAL_CODEX").filter(|v| !v.is_empty()).map(PathBuf::from),
-            config: config.real_codex.clone(),
-            path_var: std::env::var_os("PATH"),
-            self_exe: self_exe.clone(),
-        };
-        let codex = lookup.find()?;
+        let env_codex = std::env::var_os("CODEX_HOTSWAP_REAL_CODEX");
+        let path_var = std::env::var_os("PATH");
+        let codex = shared::codex::find_real(&shared::codex::Lookup {
+            explicit: cli.codex.as_deref(),
+            env_override: env_codex.as_deref(),
+            configured: config.real_codex.as_deref(),
+            path_var: path_var.as_deref(),
+            // a `codex` on PATH that is hs-run itself (a link to it) is not the real one
+            skip: self_exe.iter().cloned().collect(),
+        })?;
         if args.kind == Kind::Passthrough {
             let err = std::process::Command::new(&codex).args(&cli.codex_args).exec();
             bail!("cannot run {}: {err}", codex.display());
@@ -112,7 +117,7 @@ fn main() {
         let paths = paths?;
         let here = std::env::current_dir()?;
         let no_daemon = args.kind == Kind::Tui
-            && codex_path::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
+            && codex_features::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
         let opts = shared::run::Options {
             cwd: shared::run::codex_cwd(&args, &here),
             args,
@@ -131,8 +136,9 @@ fn main() {
                 None => config.on_exhausted.unwrap_or_default(),
             },
             on_swap: config.on_swap,
-            tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var: std::env::var_os("PATH") },
+            tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var },
             events_log: paths.events_log(),
+            log: std::env::var_os("CODEX_HOTSWAP_LOG").filter(|v| !v.is_empty()).map(PathBuf::from),
         };
         shared::run::run(&opts)
     })

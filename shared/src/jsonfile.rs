@@ -53,6 +53,23 @@ pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     crate::fsutil::write_atomic(path, &bytes)
 }
 
+/// Read-modify-write of `path` under its lock (`X.lock` beside it), held throughout: `load` reads,
+/// `f` changes, and the result is written atomically only when `f` succeeds and changed something.
+pub fn update_locked<T: Clone + PartialEq + Serialize, R>(
+    path: &Path,
+    load: impl FnOnce() -> Result<T>,
+    f: impl FnOnce(&mut T) -> Result<R>,
+) -> Result<R> {
+    let _lock = crate::fsutil::lock_exclusive(&crate::fsutil::lock_path_for(path))?;
+    let mut value = load()?;
+    let before = value.clone();
+    let out = f(&mut value)?;
+    if value != before {
+        write(path, &value)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,3 +224,24 @@ impl Drop for SignalPipe {
         }
     }
 }
+
+/// The outcome of one non-blocking `read(2)`.
+pub enum Got {
+    Data(usize),
+    /// Nothing now (EAGAIN).
+    Nothing,
+    /// EOF or an error; on a PTY master EIO means the child side closed.
+    Closed,
+}
+
+pub fn read_some(fd: i32, buf: &mut [u8]) -> Got {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Got::Closed,
+            Ok(n) => return Got::Data(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => return Got::Nothing,
+            Err(_) => return Got::Closed,
+        }
+    }
+}

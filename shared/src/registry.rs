@@ -5,7 +5,6 @@
 //! ```
 //! The order of `accounts` is the rotation order.
 
-use crate::fsutil;
 use crate::paths::Paths;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -71,14 +70,7 @@ impl Registry {
 
     /// Read-modify-write under the registry lock. `f`'s changes are saved only if it succeeds.
     pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
-        let _lock = fsutil::lock_exclusive(&fsutil::lock_path_for(&paths.registry()))?;
-        let mut reg = Registry::load(paths)?;
-        let before = reg.clone();
-        let out = f(&mut reg)?;
-        if reg != before {
-            crate::jsonfile::write(&paths.registry(), &reg)?;
-        }
-        Ok(out)
+        crate::jsonfile::update_locked(&paths.registry(), || Registry::load(paths), f)
     }
 
     pub fn names(&self) -> Vec<String> {

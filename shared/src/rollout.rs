@@ -13,6 +13,10 @@
 //!   (nothing when `rate_limits` is null). `resets_at` (unix seconds) or the older
 //!   `resets_in_seconds` (counted from the record's `timestamp`) become RFC 3339.
 //!
+//! A limit's `resets_at`: the record's own `resets_at` if it has one; for a usage or model limit,
+//! else the latest reset of the windows at 100 % in the turn's last `token_count` (codex writes
+//! it just before the error: exact to the second); else parsed from the message.
+//!
 //! Events carry the record's own `timestamp` as `at` (the moment codex wrote it; now if it has
 //! none) and the session id from the `session_meta` line when the follower saw it.
 
@@ -75,6 +79,19 @@ pub fn read_session_meta(path: &Path) -> Result<SessionMeta> {
     })
 }
 
+/// The messages of every limit already recorded in a rollout: for a session about to be resumed,
+/// give them to [`crate::detect::Detector::add_known_text`] so their redrawn banners never count.
+pub fn limit_texts(path: &Path) -> Result<Vec<String>> {
+    let mut f = Follower::open(path, FollowOptions::default())?;
+    Ok(f.poll()?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Limit(l) => Some(l.text),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Where a [`Follower`] starts and what it stamps.
 #[derive(Debug, Clone, Default)]
 pub struct FollowOptions {
@@ -102,6 +119,9 @@ pub struct Follower {
     session_id: Option<String>,
     /// Messages reported since the last `task_started` (an error + task_complete pair is one).
     reported_in_turn: Vec<String>,
+    /// The latest reset among the windows at 100 % in this turn's last `token_count`: the exact
+    /// reset of a usage limit (codex writes it just before the error).
+    full_until: Option<DateTime<Utc>>,
 }
 
 impl Follower {
@@ -130,6 +150,7 @@ impl Follower {
             stamp: Stamp { account: opts.account, clock: opts.clock, zone: opts.zone },
             session_id,
             reported_in_turn: Vec::new(),
+            full_until: None,
         })
     }
 
@@ -152,6 +173,8 @@ impl Follower {
             self.pos = 0;
             self.line.clear();
             self.skipping = false;
+            self.reported_in_turn.clear();
+            self.full_until = None;
         }
         let mut out = Vec::new();
         if len == self.pos {
@@ -201,6 +224,7 @@ impl Follower {
             "event_msg" => match payload.get("type")?.as_str()? {
                 "task_started" | "turn_started" => {
                     self.reported_in_turn.clear();
+                    self.full_until = None;
                     None
                 }
                 "task_complete" | "turn_complete" => self.limit(payload.get("error")?, at),
@@ -222,11 +246,12 @@ impl Follower {
         if self.reported_in_turn.len() < 16 {
             self.reported_in_turn.push(message.to_string());
         }
-        let resets_at = err.get("resets_at").and_then(json_time);
+        let exhausted = matches!(kind, LimitKind::UsageLimit | LimitKind::ModelLimit).then_some(self.full_until);
+        let resets_at = err.get("resets_at").and_then(json_time).or(exhausted.flatten());
         Some(self.stamp.limit_at(kind, message, resets_at, Source::Rollout, at, self.session_id.clone()))
     }
 
-    fn rate_limits(&self, rl: &Value, at: DateTime<Utc>) -> Option<Event> {
+    fn rate_limits(&mut self, rl: &Value, at: DateTime<Utc>) -> Option<Event> {
         if !rl.is_object() {
             return None;
         }
@@ -243,9 +268,16 @@ impl Follower {
             })
         };
         let s = |k: &str| rl.get(k).and_then(Value::as_str).map(str::to_string);
+        let (primary, secondary) = (window("primary"), window("secondary"));
+        self.full_until = [&primary, &secondary]
+            .into_iter()
+            .flatten()
+            .filter(|w| w.used_percent.is_some_and(|p| p >= 100.0))
+            .filter_map(|w| w.resets_at)
+            .max();
         Some(Event::RateLimits(RateLimitsEvent {
-            primary: window("primary"),
-            secondary: window("secondary"),
+            primary,
+            secondary,
             limit_id: s("limit_id"),
             plan_type: s("plan_type"),
             account: self.stamp.account.clone(),
@@ -326,5 +358,6 @@ mod tests {
         assert!(f.poll().unwrap().is_empty());
         append(&path, &format!("{err}\n"));
         assert_eq!(f.poll().unwrap().len(), 1);
+        assert_eq!(limit_texts(&path).unwrap(), ["Quota exceeded. Check your plan and billing details."], "one turn");
     }
 }

@@ -10,7 +10,6 @@
 
 use crate::config::{Config, Policy};
 use crate::events::{LimitKind, RateLimitsEvent};
-use crate::fsutil;
 use crate::paths::Paths;
 use crate::registry::Registry;
 use anyhow::Result;
@@ -69,14 +68,7 @@ impl State {
 
     /// Read-modify-write under `rotation.lock`; saved only when `f` succeeds and changed something.
     pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-        let _lock = fsutil::lock_exclusive(&fsutil::lock_path_for(&paths.rotation()))?;
-        let mut state = State::load(paths)?;
-        let before = state.clone();
-        let out = f(&mut state)?;
-        if state != before {
-            crate::jsonfile::write(&paths.rotation(), &state)?;
-        }
-        Ok(out)
+        crate::jsonfile::update_locked(&paths.rotation(), || State::load(paths), f)
     }
 
     /// The exhaustion end of `name`, if it is still in the future.

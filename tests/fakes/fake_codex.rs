@@ -280,12 +280,17 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
                     rollout.limit(&text, resets_at);
                 }
                 if env("FAKE_CODEX_SCREEN").as_deref() != Some("0") {
-                    // drawn in pieces with cursor moves, like a TUI does, above the bottom rows
+                    // drawn with a cursor move and styles, wrapped by the terminal like codex's
+                    // banner, above the bottom rows
                     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
                     unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
                     let row = (ws.ws_row as usize).saturating_sub(6).max(prompt_row + 2);
                     let (a, b) = text.split_at(text.find("Upgrade").unwrap_or(0));
-                    out(&format!("\x1b[{row};1H\x1b[31m■\x1b[0m \x1b[1m{a}\x1b[0m\x1b[{};3H{b}", row + 1));
+                    // one synchronized frame, then the cursor back in the composer, as codex does
+                    out(&format!(
+                        "\x1b[?2026h\x1b[{row};1H\x1b[31m■\x1b[0m \x1b[1m{a}\x1b[0m{b}\x1b[{prompt_row};{}H\x1b[?2026l",
+                        3 + typed.len()
+                    ));
                 }
             }
         }

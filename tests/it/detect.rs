@@ -183,7 +183,7 @@ fn every_fixture_gives_exactly_its_events_through_the_cli() {
         let mut args: Vec<&str> = f.side.args.iter().map(String::as_str).collect();
         args.extend(["--now", &f.side.now, "--account", "acc1"]);
         let run = if f.side.rollout {
-            args.extend(["--rollout", f.path.to_str().unwrap()]);
+            args.extend(["--rollout", f.path.to_str().unwrap(), "--from-start"]);
             t.run("hs-detect", &args)
         } else {
             t.run_stdin("hs-detect", &args, &f.input)
@@ -302,7 +302,7 @@ fn rollout_from_the_start_when_stdin_is_empty() {
         format!("{META}\n{TOKENS}\n{NO_LIMITS}\n{OLD_ERROR}\n{FAILED}\n{{\"type\":\"event_msg\",\"payl"),
     )
     .unwrap();
-    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--account", "acc2"]).code(0);
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--from-start", "--account", "acc2"]).code(0);
     let lines = run.json_lines();
     assert_eq!(lines.len(), 2, "{}", run.stdout);
     let rl = &lines[0];
@@ -319,7 +319,9 @@ fn rollout_from_the_start_when_stdin_is_empty() {
         (lim["type"].as_str(), lim["kind"].as_str(), lim["source"].as_str()),
         (Some("limit"), Some("usage_limit"), Some("rollout"))
     );
-    assert_eq!(lim["resets_at"], "2026-11-27T17:48:00Z");
+    // The window at 100 % in the token_count before the error gives the exact reset (the text
+    // says Nov 27th, and a null rate_limits record in between tells nothing).
+    assert_eq!(lim["resets_at"], "2026-11-24T18:52:37Z");
     assert_eq!(lim["account"], "acc2");
     assert_eq!(lim["session_id"], "0199b2c4-7f00-7a31-9c1e-1c2d3e4f5a6b");
 }
@@ -353,7 +355,7 @@ fn rollout_from_end_reports_only_what_is_appended_while_stdin_is_open() {
         start_teeing(&t, &["--tee", "--rollout", path.to_str().unwrap(), "--from-end", "--format", "text"]);
     let (first, second) = TOKENS.split_at(40);
     append(&path, first);
-    append(&path, &format!("{second}\n{FAILED}\n"));
+    append(&path, format!("{second}\n{FAILED}\n"));
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -374,7 +376,7 @@ fn follow_keeps_reading_after_stdin_ends_until_terminated() {
     let mut events = BufReader::new(child.stderr.take().unwrap());
     drop(stdin);
     // Nothing old is reported; what is appended after stdin ended is.
-    append(&path, &format!("{NO_LIMITS}\n{FAILED}\n"));
+    append(&path, format!("{NO_LIMITS}\n{FAILED}\n"));
     let mut line = String::new();
     events.read_line(&mut line).unwrap();
     assert!(line.starts_with(r#"{"type":"limit","kind":"usage_limit""#), "{line}");
@@ -403,6 +405,35 @@ fn wait_for_mark_ignores_banners_until_sigusr1() {
     let kinds: Vec<String> =
         err.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string()).collect();
     assert_eq!(kinds, [r#""quota""#], "{err}");
+}
+
+/// hs-detect following a resumed session's rollout `--from-end`: the limit already recorded
+/// there is old, so its banner redrawn by `codex resume` does not fire; a new limit does.
+#[test]
+fn resume_with_the_rollout_from_end_needs_no_mark() {
+    let t = TestEnv::new();
+    let real = fixtures_dir().join("real");
+    for (name, want) in [("resume-then-answer", 0), ("resume-then-limit", 1)] {
+        let rollout = t.root().join(format!("{name}.jsonl"));
+        std::fs::copy(real.join(format!("rollout-before-{name}.jsonl")), &rollout).unwrap();
+        let capture = std::fs::read(real.join(format!("tui-{name}-30x100.bin"))).unwrap();
+        let args = ["--format", "tui", "--size", "30x100", "--rollout", rollout.to_str().unwrap(), "--from-end"];
+        let run = t.run_stdin("hs-detect", &args, &capture);
+        let limits: Vec<serde_json::Value> = run.json_lines().into_iter().filter(|e| e["type"] == "limit").collect();
+        assert_eq!(limits.len(), want, "{name}: {}", run.stdout);
+        assert_eq!(run.code, if want == 0 { 1 } else { 0 });
+        if want == 1 {
+            assert!(limits[0]["text"].as_str().unwrap().contains("Upgrade to Plus"), "{:?}", limits[0]);
+        }
+        // Without the rollout the redraw is taken for a new limit: the test above means something.
+        let bare = t.run_stdin("hs-detect", &args[..4], &capture);
+        let lines = bare.json_lines();
+        assert_eq!(lines.len(), want + 1, "{name}");
+        // Told the old text (as a restarted detector is), the redraw does not count either.
+        let old = lines[0]["text"].as_str().unwrap().replace(' ', "  ");
+        let told = t.run_stdin("hs-detect", &[&args[..4], &["--known", &old]].concat(), &capture);
+        assert_eq!(told.json_lines().len(), want, "{name}: {}", told.stdout);
+    }
 }
 
 #[test]
@@ -442,6 +473,20 @@ fn library_marks_and_resizes() {
     let [Event::Limit(l)] = &evs[..] else { panic!("{evs:?}") };
     assert_eq!(l.resets_at, Some("2026-11-24T19:48:00Z".parse().unwrap()));
     assert_eq!(d.format(), Some(Format::Tui));
+    // A text made known (from the rollout before a resume) is never reported, however wrapped.
+    let mut d = Detector::new(opts());
+    d.add_known_text("You’ve hit your usage limit.   Try again later.");
+    assert!(d.feed(banner).is_empty());
+    assert_eq!(d.feed(other).len(), 1);
+    // On the alternate screen, a banner redrawn after a resize breaks elsewhere (codex cut a
+    // long word in the middle the first time): the same text, no new event.
+    let mut d = Detector::new(opts());
+    let first = "\x1b[?1049h\x1b[?2026h\x1b[3;1H■ Your workspace is out of credits. Ask your workspace ow\x1b[4;1Hner to refill in order to continue.\x1b[20;3H\x1b[?2026l";
+    assert_eq!(d.feed(first.as_bytes()).len(), 1);
+    d.resize(24, 60);
+    let again = "\x1b[?2026h\x1b[2J\x1b[3;1H■ Your workspace is out of credits. Ask your workspace\x1b[4;1Howner to refill in order to continue.\x1b[20;3H\x1b[?2026l";
+    assert!(d.feed(again.as_bytes()).is_empty());
+    assert!(d.finish().is_empty());
 }
 
 /// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
@@ -587,49 +632,115 @@ fn capture_real_fixtures() {
         }
     }
 
-    // An answer that quotes the limit texts, a ■ line included: no limit.
-    {
-        let c = Capture::new(&out_dir, &version);
-        let acct = FakeAccount::new("ok", "plus");
-        let answer = "When the account runs out, codex prints:\n\n■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.\n\nYou’ve hit your usage limit. Try again later.\n\n```\n■ Quota exceeded. Check your plan and billing details.\n```\nDone.";
-        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer.into()));
-        let tui = c.tui(&c.home(&acct), &[], 30, 100);
-        let at = now();
-        c.turn(&tui, "■ You’ve hit your usage limit. Try again later. <- what does this mean?");
-        tui.expect_text("Done.", WAIT);
-        c.save(
-            "tui-answer-quotes-limit-30x100.bin",
-            &tui.raw(),
-            serde_json::json!({"why": c.why("the answer and the prompt quote limit texts, ■ lines included"), "now": at,
-                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
-        );
+    // Answers, no limit: one quoting the limit texts (■ lines included, in the prompt too); a
+    // long one (markdown, code, lists) scrolling through the screen, the bulk of what a session
+    // prints and the benchmark's seed with the captures above.
+    let quoting = "When the account runs out, codex prints:\n\n■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.\n\nYou’ve hit your usage limit. Try again later.\n\n```\n■ Quota exceeded. Check your plan and billing details.\n```\nDone.";
+    let mut long = String::new();
+    for i in 1..=12 {
+        long.push_str(&format!(
+            "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
+             against the local clock and keeps going when the record is partial.\n\n\
+             - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
+             ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
+        ));
     }
-
-    // A long answer (markdown, code, lists) scrolling through the screen: the bulk of what a
-    // session prints, and the benchmark's seed with the captures above.
-    {
+    long.push_str("All steps done.");
+    for (name, answer, prompt, why) in [
+        (
+            "tui-answer-quotes-limit-30x100",
+            quoting.to_string(),
+            "■ You’ve hit your usage limit. Try again later. <- what does this mean?",
+            "the answer and the prompt quote limit texts, ■ lines included",
+        ),
+        ("tui-long-answer-30x100", long, "explain the follower step by step", "a long markdown answer scrolling by"),
+    ] {
         let c = Capture::new(&out_dir, &version);
-        let acct = FakeAccount::new("long", "pro");
-        let mut answer = String::new();
-        for i in 1..=12 {
-            answer.push_str(&format!(
-                "## Step {i}\n\nThe parser reads the **rollout** line by line; step {i} checks `resets_at` \
-                 against the local clock and keeps going when the record is partial.\n\n\
-                 - first, open the file and seek to the end\n- then poll every 250 ms\n\n\
-                 ```rust\nfn step_{i}(x: u64) -> u64 {{\n    x.wrapping_mul({i}).rotate_left(7)\n}}\n```\n\n"
-            ));
-        }
-        answer.push_str("All steps done.");
+        let acct = FakeAccount::new("ok", "pro");
+        let last_words = answer.rsplit("\n").next().unwrap().to_string();
         c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer));
         let tui = c.tui(&c.home(&acct), &[], 30, 100);
         let at = now();
-        c.turn(&tui, "explain the follower step by step");
-        tui.expect_text("All steps done.", WAIT);
+        c.turn(&tui, prompt);
+        tui.expect_text(&last_words, WAIT);
         c.save(
-            "tui-long-answer-30x100.bin",
+            &format!("{name}.bin"),
             &tui.raw(),
-            serde_json::json!({"why": c.why("a long markdown answer scrolling by"), "now": at,
-                "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+            serde_json::json!({"why": c.why(why), "now": at, "args": ["--format", "tui", "--size", "30x100"], "events": []}),
+        );
+    }
+
+    // `codex exec` and `codex exec --json` hitting a limit: what scripts pipe into hs-detect.
+    for (name, json) in [("exec-free.txt", false), ("exec-json-free.jsonl", true)] {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("ex", "free");
+        let reset = reset_in(4);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("free", reset.timestamp()));
+        let mut cmd = codex_command(&c.env, &c.mock, &c.home(&acct), &c.work);
+        cmd.args(["exec", "--skip-git-repo-check"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let at = now();
+        let out = cmd.arg("summarise the repo").output().expect("run codex exec");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        // As `2>&1` gives it: codex writes its stderr lines before the final stdout.
+        let bytes = if json { out.stdout } else { [out.stderr, out.stdout].concat() };
+        let (format, source) = if json { ("json", "exec_json") } else { ("text", "text") };
+        let mut l = limit(reset);
+        l["source"] = source.into();
+        c.save(
+            name,
+            &bytes,
+            serde_json::json!({"why": c.why(&format!("codex exec{} on a limited free account", if json { " --json" } else { "" })),
+                "now": at, "args": ["--format", format], "events": [l]}),
+        );
+    }
+
+    // A plain 429 (no usage-limit body): codex retries, then gives up.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("busy", "plus");
+        let body = r#"{"error":{"type":"rate_limit_exceeded","message":"slow down"}}"#;
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Status { code: 429, body: body.into() });
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "busy?");
+        tui.expect_text("exceeded retry limit, last status: 429", Duration::from_secs(180));
+        tui.expect_text(READY, WAIT);
+        c.save(
+            "tui-retry-429-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a plain 429: retries, then the retry failure"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"],
+                "events": [{"kind": "rate_limited", "resets_at": null, "source": "screen"}]}),
+        );
+    }
+
+    // Still limited, the user tries again: a second banner lands where the first one stood
+    // (codex redraws only changed cells, so its `■` may not be printed again). Two limits.
+    {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("again", "plus");
+        let (first, second) = (reset_in(2), reset_in(3));
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", first.timestamp()));
+        let tui = c.tui(&c.home(&acct), &[], 30, 100);
+        let at = now();
+        c.turn(&tui, "first try");
+        tui.expect_text("Approaching rate limits", WAIT);
+        // The popup holds the keyboard: choose "2. Keep current model".
+        tui.send(b"\x1b[B");
+        std::thread::sleep(Duration::from_millis(300));
+        tui.send(b"\r");
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", second.timestamp()));
+        c.turn(&tui, "second try");
+        let shown = |t: DateTime<Utc>| t.format("%-I:%M %p").to_string();
+        tui.expect_text(&format!("try again at {}.", shown(second)), WAIT);
+        c.save(
+            "tui-limit-twice-30x100.bin",
+            &tui.raw(),
+            serde_json::json!({"why": c.why("a limit, then the same limit again with a later reset"), "now": at,
+                "args": ["--format", "tui", "--size", "30x100"], "events": [limit(first), limit(second)]}),
         );
     }
 
@@ -646,6 +757,9 @@ fn capture_real_fixtures() {
         tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
         // The rate-limit popup holds the keyboard: end codex the hard way, its rollout is written.
         drop(tui);
+        let before = std::fs::read(rollout_of(&home)).unwrap();
+        assert!(leaked_markers(&before).is_empty());
+        std::fs::write(c.out_dir.join(format!("rollout-before-{name}.jsonl")), before).unwrap();
 
         c.mock.set_behaviour(
             &acct.account_id,
@@ -672,4 +786,16 @@ fn capture_real_fixtures() {
                 "args": ["--format", "tui", "--size", "30x100"], "mark_at": mark_at, "events": events}),
         );
     }
+}
+
+/// By default a rollout's existing records are history: only what is appended counts.
+#[test]
+fn rollout_default_reports_only_new_records() {
+    let t = TestEnv::new();
+    let path = t.root().join("rollout.jsonl");
+    std::fs::write(&path, format!("{META}\n{TOKENS}\n{FAILED}\n")).unwrap();
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--account", "acc2"]).code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--from-end", "--from-start"]).code(2);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
 }

@@ -517,7 +517,7 @@ fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
     e.t.set("PATH", format!("{}:{base}", shim_dir.display()));
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-run: codex not found on PATH: install it"), "{}", r.stderr);
     e.assert_no_overlay();
     std::os::unix::fs::symlink(bin("fake-codex"), real_dir.join("codex")).unwrap();
     e.t.set("PATH", format!("{}:{}:{base}", shim_dir.display(), real_dir.display()));
@@ -536,7 +536,7 @@ fn codex_named_by_flag_or_config_and_hs_run_itself_is_skipped_on_path() {
     let base = e.t.vars["PATH"].to_string_lossy().into_owned();
     e.t.set("PATH", format!("{}:{base}", links.display()));
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
-    assert!(r.stderr.starts_with("hs-run: cannot find the real codex on PATH"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("hs-run: codex not found on PATH"), "{}", r.stderr);
     // --codex
     let fake = bin("fake-codex");
     let r = e.t.run("hs-run", &["--codex", fake.to_str().unwrap(), "--", "exec", "x"]).ok();
@@ -547,7 +547,7 @@ fn codex_named_by_flag_or_config_and_hs_run_itself_is_skipped_on_path() {
     assert_eq!(r.stdout, "fake answer to: y\n");
     // a --codex that is not there: one line naming the setting
     let r = e.t.run("hs-run", &["--codex", "/nonexistent/codex", "--", "exec", "x"]).code(2);
-    assert!(r.stderr.contains("--codex (/nonexistent/codex) is not an executable file"), "{}", r.stderr);
+    assert!(r.stderr.contains("codex not found at /nonexistent/codex (from --codex)"), "{}", r.stderr);
     assert_eq!(e.runs().len(), 2);
 }
 
@@ -680,6 +680,8 @@ mod real {
             for (k, v) in mock.codex_env() {
                 t.set(&k, v);
             }
+            let log = t.root().join("hs-run.log");
+            t.set("CODEX_HOTSWAP_LOG", log);
             Real { t, mock, work }
         }
 
@@ -691,22 +693,31 @@ mod real {
 
         /// The first turn, the limited one on acc1, and the next turn: on acc2, same session.
         #[track_caller]
-        fn assert_moved_to_acc2(&self, first_prompt: &str) -> (RequestRecord, RequestRecord) {
+        fn assert_moved_to_acc2(&self, first_prompt: &str, screen: impl Fn() -> String) -> (RequestRecord, RequestRecord) {
             let first = self
                 .mock
                 .wait_for(|r| r.is_turn() && r.body.contains(first_prompt), WAIT)
-                .expect("the first turn reached the mock");
+                .unwrap_or_else(|| panic!("the first turn did not reach the mock; screen:\n{}", screen()));
             assert_eq!((first.account_id.as_deref(), first.status), (Some("acct-acc1"), 429));
             let next = self
                 .mock
                 .wait_for(|r| r.is_turn() && r.account_id.as_deref() == Some("acct-acc2"), WAIT)
-                .expect("a turn on acc2 reached the mock");
+                .unwrap_or_else(|| panic!("no turn on acc2 reached the mock; screen:\n{}", screen()));
             assert_eq!(next.status, 200);
             assert!(next.session_id.is_some());
             assert_eq!(next.session_id, first.session_id, "same session on the next account");
             assert!(next.body.contains(DEFAULT_PROMPT), "the continue prompt was sent");
             assert!(next.body.contains(first_prompt), "the resumed thread carries the old conversation");
             (first, next)
+        }
+
+        fn requests_summary(&self) -> String {
+            self.mock
+                .requests()
+                .iter()
+                .map(|r| format!("{} {} {:?} {:?} {}", r.at, r.kind, r.account_id, r.session_id, r.status))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
 
         #[track_caller]
@@ -716,13 +727,23 @@ mod real {
         }
     }
 
+    impl Drop for Real {
+        /// On failure: what hs-run logged and what the mock saw.
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(self.t.root().join("hs-run.log")).unwrap_or_default();
+                eprintln!("---- hs-run log\n{log}---- mock requests\n{}", self.requests_summary());
+            }
+        }
+    }
+
     #[test]
     fn real_tui_moves_the_session_to_acc2_on_a_usage_limit() {
         let r = Real::new();
         let tui = Tui::spawn(r.hs_run(), 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("first question");
-        let (first, _) = r.assert_moved_to_acc2("first question");
+        let (first, _) = r.assert_moved_to_acc2("first question", || tui.screen());
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
         // codex was stopped the clean way (Ctrl-C twice): it said goodbye before the notice
         let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
@@ -792,7 +813,7 @@ mod real {
         let mut tui = Tui::spawn(cmd, 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("nobody can answer");
-        let st = tui.wait_exit(WAIT).expect("hs-run exits");
+        let st = tui.wait_exit(WAIT).unwrap_or_else(|| panic!("hs-run did not exit; screen:\n{}", tui.screen()));
         assert_eq!(st.code(), Some(75), "{}", tui.screen());
         let session = r.mock.turns()[0].session_id.clone().unwrap();
         tui.wait_for_text(&format!("continue this session later with: codex resume {session}"), WAIT)
@@ -842,7 +863,7 @@ mod real {
         let out = cmd.current_dir(&r.work).args(["exec", "--skip-git-repo-check", "exec question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
-        r.assert_moved_to_acc2("exec question");
+        r.assert_moved_to_acc2("exec question", || format!("{stdout}\n{stderr}"));
         assert!(stdout.contains("Hello from acc2"), "{stdout}");
         assert!(stderr.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{stderr}");
         r.assert_acc3_untouched();
@@ -859,7 +880,7 @@ mod real {
             .unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
-        r.assert_moved_to_acc2("json question");
+        r.assert_moved_to_acc2("json question", || format!("{stdout}\n{stderr}"));
         // stdout stays codex's JSON lines: the failed turn of the first run, then the answer
         let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
         assert!(lines.iter().any(|v| v["type"] == "turn.failed"), "{stdout}");

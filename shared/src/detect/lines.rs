@@ -87,17 +87,34 @@ pub(super) fn strip_escapes(line: &str) -> String {
 
 /// `codex exec` text: a line `ERROR: <limit message>` (an optional `[timestamp] ` before it).
 /// Anything else (the agent's answer on stdout, tool output, the prompt echo) is ignored.
-pub(super) fn text_line(line: &[u8], stamp: &Stamp) -> Option<Event> {
-    let line = strip_escapes(&String::from_utf8_lossy(line));
-    let mut t = line.trim_start();
-    if t.starts_with('[') {
-        if let Some(end) = t.find("] ") {
-            t = &t[end + 2..];
+/// codex 0.169 prints the line twice for one limit: a repeat right after it (blank lines
+/// aside) is the same limit.
+#[derive(Default)]
+pub(super) struct TextLines {
+    /// The message of the last line when it was a reported limit.
+    last: Option<String>,
+}
+
+impl TextLines {
+    pub fn line(&mut self, line: &[u8], stamp: &Stamp) -> Option<Event> {
+        // After a carriage return a terminal shows only what follows (progress lines).
+        let raw = String::from_utf8_lossy(line);
+        let line = strip_escapes(raw.rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or(""));
+        let mut t = line.trim();
+        if t.is_empty() {
+            return None;
         }
+        if t.starts_with('[') {
+            if let Some(end) = t.find("] ") {
+                t = &t[end + 2..];
+            }
+        }
+        let limit = t.strip_prefix("ERROR:").map(str::trim).and_then(|m| texts::classify(m).map(|k| (k, m)));
+        let last = self.last.take();
+        let (kind, msg) = limit?;
+        self.last = Some(msg.to_string());
+        (last.as_deref() != Some(msg)).then(|| stamp.limit(kind, msg, None, Source::Text))
     }
-    let msg = t.strip_prefix("ERROR:")?.trim();
-    let kind = texts::classify(msg)?;
-    Some(stamp.limit(kind, msg, None, Source::Text))
 }
 
 /// `codex exec --json`: reports `{"type":"error","message":…}`, and `turn.failed` only when its
@@ -154,6 +171,19 @@ mod tests {
         s.push(b"c\r\nd\n\ne", |l| got.push(l.to_vec()));
         s.finish(|l| got.push(l.to_vec()));
         assert_eq!(got, vec![b"abc".to_vec(), b"d".to_vec(), b"".to_vec(), b"e".to_vec()]);
+    }
+
+    #[test]
+    fn text_lines_after_a_carriage_return_and_repeats() {
+        let stamp = Stamp { account: None, clock: super::super::Clock::System, zone: super::super::Zone::Local };
+        let mut t = TextLines::default();
+        let quota = b"ERROR: Quota exceeded. Check your plan and billing details.";
+        assert!(t.line(&[&b"Working...\r"[..], quota].concat(), &stamp).is_some());
+        assert!(t.line(b"", &stamp).is_none());
+        assert!(t.line(quota, &stamp).is_none(), "printed twice for one limit");
+        assert!(t.line(b"thinking", &stamp).is_none());
+        assert!(t.line(quota, &stamp).is_some(), "another run");
+        assert!(t.line(b"  the log said ERROR: Quota exceeded. Check your plan and billing details.", &stamp).is_none());
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //!   prompt, `└ `/spaces for shell output, diffs and file views under their header), so a `■`
 //!   that the model, a file or a command prints lands at column 2 or later; the status line
 //!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs. Rows
-//!   are read when a `■` is printed at column 0 and at the end of every frame codex draws (see
-//!   the `screen` module for the details).
+//!   are read when a `■` is printed at column 0 on the normal screen, at the end of each feed,
+//!   and every 4 KiB of codex's frames (see the `screen` module for the details).
 //!
 //!   Newness: a banner is reported the first time its text shows up on the screen while the
 //!   detector is armed. Texts already reported, and texts that were on the screen before the
@@ -28,7 +28,8 @@
 //!   reported again: the conversation scrolling, a repaint, a banner coming back into view or a
 //!   resume redrawing it never fire. (So a later limit with exactly the same text, same plan and
 //!   same reset minute, is not reported by the screen; the rollout reports every one.)
-//! - **text** ([`Format::Text`]): a line `ERROR: <limit message>`.
+//! - **text** ([`Format::Text`]): a line `ERROR: <limit message>` (codex 0.169 prints it twice
+//!   in a row for one limit: reported once).
 //! - **json** ([`Format::Json`]): `{"type":"error"}` lines, and `turn.failed` lines whose message
 //!   was not already reported in that turn.
 //!
@@ -38,6 +39,23 @@
 //!
 //! Memory is bounded: the screen model, at most 8 banners being read, the last 64 known
 //! texts, and one 64 KiB line for the line formats.
+//!
+//! # In a wrapper (hs-run)
+//! - Embed it: one `Detector` per codex process, `format: Some(Format::Tui)`, the PTY's size,
+//!   [`Detector::feed`] with every chunk read from the PTY master (after copying it to the real
+//!   terminal), [`Detector::resize`] on SIGWINCH, [`Detector::finish`] when codex exits. Events
+//!   come back at once: a feed ending in the middle of a frame leaves a half-drawn banner for the
+//!   next feed, never reports it early. Or run `hs-detect --format tui --size RxC` as a child fed
+//!   on its stdin (events on its stdout, SIGUSR1 = mark).
+//! - After `codex resume <id>` the TUI redraws the old conversation, old banner included. Before
+//!   starting it, give the new detector the limits already recorded in the session's rollout:
+//!   [`crate::rollout::limit_texts`] → [`Detector::add_known_text`] (`hs-detect --rollout FILE
+//!   --from-end` does it; `hs-detect --known TEXT` for texts handled elsewhere). No timing is
+//!   involved: those texts are never reported, wherever and whenever they are redrawn. Or, with
+//!   no rollout at hand: `wait_for_mark: true` and [`Detector::set_mark`] when the user's first
+//!   Enter (or the prompt the wrapper types) is sent to codex: everything drawn before is old.
+//! - Follow the session's rollout too ([`crate::rollout::Follower`], `from_end: true` after a
+//!   resume): it has every limit as a record, exact reset times, and telemetry.
 
 mod lines;
 mod screen;
@@ -174,7 +192,7 @@ const SNIFF_MAX: usize = 4096;
 enum Mode {
     Sniff(Vec<u8>),
     Tui(Box<screen::ScreenReader>),
-    Text(lines::LineSplitter),
+    Text(lines::LineSplitter, lines::TextLines),
     Json(lines::LineSplitter, lines::JsonLines),
 }
 
@@ -186,6 +204,10 @@ pub struct Detector {
     cols: u16,
     armed: bool,
     mode: Mode,
+    /// Texts made known before the format was decided.
+    known_early: Vec<String>,
+    /// Events found by `set_mark` reading held bytes, returned by the next feed or finish.
+    deferred: Vec<Event>,
 }
 
 impl Detector {
@@ -197,6 +219,8 @@ impl Detector {
             cols: opts.cols.max(2),
             armed: !opts.wait_for_mark,
             mode: Mode::Sniff(Vec::new()),
+            known_early: Vec::new(),
+            deferred: Vec::new(),
         };
         if let Some(f) = opts.format {
             d.mode = d.mode_for(f);
@@ -209,14 +233,14 @@ impl Detector {
         match self.mode {
             Mode::Sniff(_) => None,
             Mode::Tui(_) => Some(Format::Tui),
-            Mode::Text(_) => Some(Format::Text),
+            Mode::Text(..) => Some(Format::Text),
             Mode::Json(..) => Some(Format::Json),
         }
     }
 
     /// Reads more bytes; returns the limits they complete, in order.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.deferred);
         if let Mode::Sniff(buf) = &mut self.mode {
             buf.extend_from_slice(bytes);
             let Some(format) = sniff(buf, false) else { return out };
@@ -232,7 +256,7 @@ impl Detector {
     /// The end of the stream: reports what only the end makes certain (a banner still being
     /// drawn, a last line without a newline). The detector can be fed again afterwards.
     pub fn finish(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.deferred);
         if let Mode::Sniff(buf) = &mut self.mode {
             if buf.is_empty() {
                 return out;
@@ -250,7 +274,7 @@ impl Detector {
                     out.push(stamp.limit(kind, &text, None, Source::Screen));
                 }
             }
-            Mode::Text(split) => split.finish(|l| out.extend(lines::text_line(l, stamp))),
+            Mode::Text(split, text) => split.finish(|l| out.extend(text.line(l, stamp))),
             Mode::Json(split, json) => split.finish(|l| out.extend(json.line(l, stamp))),
         }
         if !armed {
@@ -263,11 +287,33 @@ impl Detector {
     /// reported, not even when redrawn later, and a line not yet finished is dropped. Also arms
     /// a detector made with `wait_for_mark`.
     pub fn set_mark(&mut self) {
+        // Bytes held while the format was unknown came before the mark: read them first (their
+        // events come out of the next feed or finish).
+        if let Mode::Sniff(buf) = &mut self.mode {
+            if !buf.is_empty() {
+                let held = std::mem::take(buf);
+                self.mode = self.mode_for(sniff(&held, true).unwrap_or(Format::Text));
+                let mut out = std::mem::take(&mut self.deferred);
+                self.consume(&held, &mut out);
+                self.deferred = out;
+            }
+        }
         self.armed = true;
         match &mut self.mode {
             Mode::Sniff(_) => {}
             Mode::Tui(s) => s.set_mark(),
-            Mode::Text(split) | Mode::Json(split, _) => *split = lines::LineSplitter::default(),
+            Mode::Text(split, _) | Mode::Json(split, _) => *split = lines::LineSplitter::default(),
+        }
+    }
+
+    /// Makes a limit message known, so the screen never reports a banner with this text: for a
+    /// resumed session, the limit records already in its rollout (their banners may come into
+    /// view later, when the user scrolls back). Only the tui format keeps known texts.
+    pub fn add_known_text(&mut self, text: &str) {
+        if let Mode::Tui(s) = &mut self.mode {
+            s.add_known(text);
+        } else if let Mode::Sniff(_) = self.mode {
+            self.known_early.push(text.to_string());
         }
     }
 
@@ -282,8 +328,14 @@ impl Detector {
 
     fn mode_for(&self, format: Format) -> Mode {
         match format {
-            Format::Tui => Mode::Tui(Box::new(screen::ScreenReader::new(self.rows, self.cols))),
-            Format::Text => Mode::Text(lines::LineSplitter::default()),
+            Format::Tui => {
+                let mut s = screen::ScreenReader::new(self.rows, self.cols);
+                for t in &self.known_early {
+                    s.add_known(t);
+                }
+                Mode::Tui(Box::new(s))
+            }
+            Format::Text => Mode::Text(lines::LineSplitter::default(), lines::TextLines::default()),
             Format::Json => Mode::Json(lines::LineSplitter::default(), lines::JsonLines::default()),
         }
     }
@@ -298,7 +350,7 @@ impl Detector {
                     out.push(stamp.limit(kind, &text, None, Source::Screen));
                 }
             }
-            Mode::Text(split) => split.push(bytes, |l| out.extend(lines::text_line(l, stamp))),
+            Mode::Text(split, text) => split.push(bytes, |l| out.extend(text.line(l, stamp))),
             Mode::Json(split, json) => split.push(bytes, |l| out.extend(json.line(l, stamp))),
         }
         if !armed {
@@ -339,6 +391,21 @@ fn sniff(buf: &[u8], at_end: bool) -> Option<Format> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mark_while_the_format_is_unknown_reads_what_came_before() {
+        let line = "ERROR: Quota exceeded. Check your plan and billing details.\n".as_bytes();
+        let mut d = Detector::new(DetectOptions::default());
+        assert!(d.feed(line).is_empty(), "one line does not decide the format");
+        d.set_mark();
+        assert_eq!(d.format(), Some(Format::Text));
+        assert_eq!(d.feed(b"").len(), 1, "the line before the mark still counts");
+        // Waiting for the mark: the same line before it is not reported.
+        let mut d = Detector::new(DetectOptions { wait_for_mark: true, ..Default::default() });
+        d.feed(line);
+        d.set_mark();
+        assert!(d.feed(b"").is_empty() && d.finish().is_empty());
+    }
 
     #[test]
     fn sniffs_formats() {

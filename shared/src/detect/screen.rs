@@ -78,7 +78,7 @@ pub(super) struct ScreenReader {
     /// The end of the last feed when it could be the start of a glyph or a frame end: read
     /// together with the next feed.
     held: Vec<u8>,
-    known: VecDeque<String>,
+    known: VecDeque<Known>,
 }
 
 enum Verdict {
@@ -109,6 +109,12 @@ impl ScreenReader {
             c.old = true;
         }
         self.scan(false, true, &mut Vec::new());
+    }
+
+    /// A text that is never reported.
+    pub fn add_known(&mut self, text: &str) {
+        let kind = texts::classify(text).unwrap_or(LimitKind::Other);
+        self.settle(kind, text, false, &mut Vec::new());
     }
 
     /// Feeds bytes; returns the banners they complete. Banners settled while not `armed` only
@@ -174,9 +180,10 @@ impl ScreenReader {
         if !self.pending.is_empty() {
             self.read_candidates(armed, out);
         }
-        // The end of what arrived: whatever it drew is on the screen now.
+        // The end of what arrived: whatever it drew is on the screen now (a whole frame if it
+        // ends with a frame end).
         if self.since_scan > 0 {
-            self.scan(armed, false, out);
+            self.scan(armed, data.ends_with(FRAME_END), out);
         }
     }
 
@@ -293,19 +300,36 @@ impl ScreenReader {
 
     /// A banner was read whole: reported if its text is new and `report`, known from now on.
     fn settle(&mut self, kind: LimitKind, text: &str, report: bool, out: &mut Vec<(LimitKind, String)>) {
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        // A text that extends or cuts a known one is the same banner, more or less of it seen.
-        if self.known.iter().any(|k| k.starts_with(&text) || text.starts_with(k.as_str())) {
+        // Compared without whitespace: wrapped at another width (a resize), a long word broken
+        // elsewhere, it is the same text. A part of a known text is that banner, less of it
+        // seen; a text that completes a known part is that banner, more of it seen. A whole
+        // message only ever matches itself: a known part never hides a different limit...
+        // unless the part is what they share, which only a banner cut short leaves behind.
+        let squashed: String = text.split_whitespace().collect();
+        let whole = texts::is_complete(kind, text);
+        let seen = self.known.iter().any(|k| {
+            k.text == squashed
+                || (!k.whole && squashed.starts_with(k.text.as_str()))
+                || (!whole && k.text.starts_with(squashed.as_str()))
+        });
+        if seen {
             return;
         }
         if self.known.len() == MAX_KNOWN {
             self.known.pop_front();
         }
-        self.known.push_back(text.clone());
+        self.known.push_back(Known { text: squashed, whole });
         if report {
-            out.push((kind, text));
+            out.push((kind, text.split_whitespace().collect::<Vec<_>>().join(" ")));
         }
     }
+}
+
+/// A banner text this reader has seen, without whitespace.
+struct Known {
+    text: String,
+    /// A whole limit message ([`texts::is_complete`]), not a part of one.
+    whole: bool,
 }
 
 /// One row's text, trailing blanks kept only when it soft-wraps. (`contents_between` walks to
@@ -414,6 +438,25 @@ mod tests {
         let mut out = s.feed(bytes, true);
         out.extend(s.finish(true));
         out
+    }
+
+    #[test]
+    fn known_texts() {
+        let mut s = ScreenReader::new(24, 80);
+        let mut out = Vec::new();
+        let u = LimitKind::UsageLimit;
+        s.settle(u, "You’ve hit your usage limit. Try again at 7:48 PM.", true, &mut out);
+        s.settle(u, "You’ve hit your usage  limit. Try again at 7:48 PM.", true, &mut out);
+        s.settle(u, "You’ve hit your usage limit. Try again", true, &mut out);
+        assert_eq!(out.len(), 1, "the same text, re-wrapped or in part: {out:?}");
+        s.settle(u, "You’ve hit your usage limit. Try again at 7:49 PM.", true, &mut out);
+        assert_eq!(out.len(), 2, "another whole message");
+        // A part seen (a banner cut short), then its completion: one banner.
+        let r = LimitKind::RateLimited;
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: a", true, &mut out);
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: ab", true, &mut out);
+        s.settle(r, "exceeded retry limit, last status: 429 Too Many Requests, request id: c", true, &mut out);
+        assert_eq!(out.len(), 4, "{out:?}");
     }
 
     #[test]

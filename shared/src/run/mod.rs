@@ -33,7 +33,7 @@
 //! modes codex left on). `exec` ends by itself after a limit (exit 1); TERM after 5 s.
 
 pub mod args;
-pub mod codex_path;
+pub mod codex_features;
 pub mod rollout_watch;
 mod supervise;
 pub mod tools;
@@ -77,6 +77,33 @@ pub struct Options {
     /// Where codex works (`-C` resolved against hs-run's folder).
     pub cwd: PathBuf,
     pub events_log: PathBuf,
+    /// Where to append what hs-run sees and does, for troubleshooting (`CODEX_HOTSWAP_LOG`).
+    pub log: Option<PathBuf>,
+}
+
+/// The troubleshooting log: one timestamped line per thing hs-run saw or did. Never a token:
+/// only events, paths, pids and decisions.
+pub struct Log(Option<std::sync::Mutex<std::fs::File>>);
+
+impl Log {
+    pub fn open(path: Option<&Path>) -> Result<Log> {
+        let Some(p) = path else { return Ok(Log(None)) };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open the log {}", p.display()))?;
+        Ok(Log(Some(std::sync::Mutex::new(f))))
+    }
+
+    pub fn line(&self, msg: impl std::fmt::Display) {
+        if let Some(f) = &self.0 {
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{now} [{}] {msg}", std::process::id());
+            }
+        }
+    }
 }
 
 /// The user's terminal (or not) and the signals hs-run listens to.
@@ -122,22 +149,38 @@ impl Term {
     }
 
     /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
-    /// answers to the stopped codex's queries, keys typed during the switch) until it is quiet
-    /// for a moment, so none of it lands in the next codex.
-    fn drop_pending_input(&mut self) {
+    /// answers to the stopped codex's last queries, keys typed during the switch), so none of it
+    /// reaches the next codex (a stray `ESC` there reads as "interrupt"). Waits for `answers`
+    /// answers (each starts with ESC) for up to 2 s, then until the terminal is quiet for 100 ms.
+    fn drop_pending_input(&mut self, answers: usize) {
         if !self.is_raw() || !self.stdin_open {
             return;
         }
         let stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
-        for _ in 0..50 {
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let waiting = seen < answers && Instant::now() < deadline;
             let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
-            if !matches!(nix::poll::poll(&mut fds, 100u16), Ok(n) if n > 0) {
+            let wait: u16 = if waiting { 200 } else { 100 };
+            if !matches!(nix::poll::poll(&mut fds, wait), Ok(n) if n > 0) {
+                if waiting {
+                    continue;
+                }
                 return;
             }
-            if !matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf), Ok(n) if n > 0) {
-                self.stdin_open = false;
-                return;
+            // (EINTR, e.g. the SIGCHLD of the codex that just ended, is not the end of stdin)
+            match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
+                pty::Got::Data(n) => seen += buf[..n].iter().filter(|b| **b == 0x1b).count(),
+                pty::Got::Nothing => {}
+                pty::Got::Closed => {
+                    self.stdin_open = false;
+                    return;
+                }
+            }
+            if Instant::now() >= deadline + Duration::from_secs(3) {
+                return; // a terminal that never stops sending
             }
         }
     }
@@ -171,6 +214,7 @@ pub fn exit_code(st: ExitStatus) -> i32 {
 /// Runs a model session through the switch loop. Returns hs-run's exit code.
 pub fn run(opts: &Options) -> Result<i32> {
     opts.tools.check()?;
+    let log = Log::open(opts.log.as_deref())?;
     let mut term = Term::new()?;
     let interactive = opts.args.kind == Kind::Tui
         && pty::is_terminal(std::io::stdin().as_fd())
@@ -187,7 +231,9 @@ pub fn run(opts: &Options) -> Result<i32> {
     };
     let overlay = opts.tools.overlay_create(&account, std::process::id())?;
     let guard = OverlayGuard { tools: &opts.tools, id: overlay.id.clone() };
-    let result = session(&mut term, opts, interactive, account, &overlay);
+    log.line(format_args!("start: account {account}, overlay {}, interactive {interactive}, codex {}", overlay.id, opts.codex.display()));
+    let result = session(&mut term, opts, &log, interactive, account, &overlay);
+    log.line(format_args!("end: {:?}", result.as_ref().map_err(|e| format!("{e:#}"))));
     // The terminal first, so whatever is said next (the overlay, an error) prints normally.
     drop(term);
     drop(guard);
@@ -198,6 +244,7 @@ pub fn run(opts: &Options) -> Result<i32> {
 fn session(
     term: &mut Term,
     opts: &Options,
+    log: &Log,
     interactive: bool,
     mut account: String,
     overlay: &crate::events::OverlayEvent,
@@ -233,7 +280,9 @@ fn session(
             handled: &handled,
             null_stdin: resumed,
             known_rollout: rollout.as_deref(),
+            log,
         };
+        log.line(format_args!("run on {account}: codex {}", argv.join(" ")));
         let res = supervise::run_once(term, &opts.tools, &spec)?;
         let mut warnings = res.warnings.clone();
         warnings.dedup();
@@ -241,6 +290,13 @@ fn session(
             term.notice(w);
         }
         let code = exit_code(res.status);
+        log.line(format_args!(
+            "codex ended: {:?}, session {:?}, limit {:?}, signal {:?}",
+            res.status,
+            res.session_id,
+            res.limit.as_ref().map(|l| (l.source, l.resets_at)),
+            res.user_signal
+        ));
         rollout = res.rollout.clone().or(rollout);
         let Some(limit) = res.limit else { return Ok(code) };
         if res.user_signal.is_some() {
@@ -274,7 +330,7 @@ fn session(
                 Err(code) => return Ok(code),
             },
         };
-        term.drop_pending_input();
+        term.drop_pending_input(res.unanswered);
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),
@@ -286,6 +342,7 @@ fn session(
             cwd: opts.cwd.clone(),
         };
         record_swap(opts, &swap);
+        log.line(format_args!("switched {account} -> {next}"));
         term.notice(&if next == account {
             format!("{account} is back; continuing this session on {next}")
         } else {
@@ -409,10 +466,10 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
         let mut quit = term.pending_quit();
         if key_ready {
             let mut b = [0u8; 64];
-            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {
-                Ok(0) | Err(_) => term.stdin_open = false,
-                Ok(n) if b[..n].contains(&0x03) => quit = quit.or(Some(EXIT_INTERRUPTED)),
-                Ok(_) => {}
+            match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut b) {
+                pty::Got::Closed => term.stdin_open = false,
+                pty::Got::Data(n) if b[..n].contains(&0x03) => quit = quit.or(Some(EXIT_INTERRUPTED)),
+                pty::Got::Data(_) | pty::Got::Nothing => {}
             }
         }
         if let Some(code) = quit {

@@ -5,7 +5,7 @@ use super::rollout_watch::{self, RolloutTail};
 use super::tools::{self, Tools};
 use super::Term;
 use crate::events::{self, Event, LimitEvent, RateLimitsEvent, Source};
-use crate::pty::{self, Pty};
+use crate::pty::{self, read_some, Got, Pty};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use nix::poll::{PollFd, PollFlags};
@@ -38,6 +38,7 @@ pub struct RunSpec<'a> {
     pub null_stdin: bool,
     /// The rollout of the session being resumed (codex appends to it).
     pub known_rollout: Option<&'a Path>,
+    pub log: &'a super::Log,
 }
 
 /// How a run ended.
@@ -50,6 +51,8 @@ pub struct RunResult {
     pub user_signal: Option<i32>,
     /// Problems worth telling the user once codex is off the screen.
     pub warnings: Vec<String>,
+    /// Terminal queries codex sent while it was being stopped: their answers are still coming.
+    pub unanswered: usize,
 }
 
 /// An `hs-detect` child fed a copy of one output stream.
@@ -217,6 +220,8 @@ struct Runner<'a> {
     /// The session id codex printed, and the current line of each stream until it is found.
     printed_id: Option<String>,
     lines: [Vec<u8>; 3],
+    /// Terminal queries in codex's output since the stop began.
+    queries: usize,
 }
 
 /// Runs codex once, as `spec` says.
@@ -293,6 +298,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         to_codex: Vec::new(),
         printed_id: None,
         lines: Default::default(),
+        queries: 0,
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -364,7 +370,11 @@ impl Runner<'_> {
                                 self.to_codex.extend_from_slice(&buf[..n]);
                                 self.write_keys();
                             }
-                            Got::Data(_) => {}
+                            // (answers to queries counted in `queries` are among them)
+                            Got::Data(n) => {
+                                let answers = buf[..n].iter().filter(|b| **b == 0x1b).count();
+                                self.queries = self.queries.saturating_sub(answers);
+                            }
                         }
                     }
                     2 => {
@@ -435,6 +445,9 @@ impl Runner<'_> {
         }
         if self.printed_id.is_none() {
             self.look_for_session_id(stream, bytes);
+        }
+        if stream == Stream::Pty && self.stop.is_some() {
+            self.queries += count_queries(bytes);
         }
     }
 
@@ -511,6 +524,12 @@ impl Runner<'_> {
     }
 
     fn on_event(&mut self, ev: Event) {
+        if let Event::Limit(l) = &ev {
+            self.spec.log.line(format_args!(
+                "limit event: source {:?}, resets_at {:?}, at {}, text {:?}",
+                l.source, l.resets_at, l.at, l.text
+            ));
+        }
         match ev {
             Event::Limit(mut l) => {
                 if self.user_signal.is_some() {
@@ -529,6 +548,7 @@ impl Runner<'_> {
                     return;
                 }
                 if l.source != Source::Rollout && is_redraw(&l, self.spec.handled) {
+                    self.spec.log.line("  a redraw of a limit already handled: ignored");
                     return;
                 }
                 l.account = Some(self.spec.account.to_string());
@@ -567,6 +587,7 @@ impl Runner<'_> {
         if self.rollout.is_none() && self.status.is_none() && Instant::now() >= self.next_scan {
             self.next_scan = Instant::now() + Duration::from_millis(200);
             if let Some(p) = crate::procs::find_open_file(self.pid, true, rollout_watch::is_rollout_name) {
+                self.spec.log.line(format_args!("rollout open in codex's process tree: {}", p.display()));
                 self.rollout = Some(self.tail_for(p));
             }
         }
@@ -615,6 +636,11 @@ impl Runner<'_> {
             return;
         }
         stop.step += 1;
+        self.spec.log.line(format_args!("stop step {}: {}", stop.step, match action {
+            StopAction::Key => "Ctrl-C",
+            StopAction::Term => "SIGTERM",
+            StopAction::Kill => "SIGKILL",
+        }));
         match action {
             StopAction::Key => {
                 self.to_codex.push(0x03);
@@ -659,10 +685,18 @@ impl Runner<'_> {
             let sessions = self.spec.codex_home.join("sessions");
             let printed = self.printed_id.as_deref().and_then(|id| rollout_watch::find_session(&sessions, id));
             self.rollout = match (self.known.take(), printed) {
-                (Some(k), _) => Some(k),
-                (None, Some(p)) => Some(self.tail_for(p)),
+                (Some(k), _) => {
+                    self.spec.log.line(format_args!("rollout of the resumed session: {}", k.path.display()));
+                    Some(k)
+                }
+                (None, Some(p)) => {
+                    self.spec.log.line(format_args!("rollout of the session codex printed: {}", p.display()));
+                    Some(self.tail_for(p))
+                }
                 (None, None) => {
-                    rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched).map(|p| self.tail_for(p))
+                    let p = rollout_watch::newest_rollout_for(&sessions, self.spec.cwd, self.launched);
+                    self.spec.log.line(format_args!("newest rollout of this folder: {p:?}"));
+                    p.map(|p| self.tail_for(p))
                 }
             };
         }
@@ -680,6 +714,7 @@ impl Runner<'_> {
             limit: self.limit,
             user_signal: self.user_signal,
             warnings: self.warnings,
+            unanswered: self.queries,
         })
     }
 
@@ -719,6 +754,13 @@ mod tests {
     }
 
     #[test]
+    fn queries_are_counted() {
+        assert_eq!(count_queries(b"\x1b[?1004l\x1b[c\x1b[0 q\x1b[?25h"), 1);
+        assert_eq!(count_queries(b"\x1b[?u\x1b[c\x1b[6n\x1b]10;?\x1b\\\x1b]11;?\x1b\\"), 5);
+        assert_eq!(count_queries(b"plain text"), 0);
+    }
+
+    #[test]
     fn redraw_of_a_handled_limit() {
         let from_rollout = limit("You’ve hit your usage limit. Try again at 8:13 PM.", "2026-11-24T20:13:27Z", Source::Rollout);
         let redrawn = limit("You’ve hit your usage limit. Try again at\n8:13 PM.", "2026-11-24T20:13:00Z", Source::Screen);
@@ -731,24 +773,12 @@ mod tests {
     }
 }
 
-/// The outcome of one non-blocking `read(2)`.
-enum Got {
-    Data(usize),
-    /// Nothing now (EAGAIN).
-    Nothing,
-    /// EOF or an error; on a PTY master EIO means the child side closed.
-    Closed,
+/// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
+/// attributes, cursor position, colours, keyboard protocol.
+const QUERIES: &[&[u8]] = &[b"\x1b[c", b"\x1b[0c", b"\x1b[6n", b"\x1b]10;?", b"\x1b]11;?", b"\x1b[?u"];
+
+fn count_queries(bytes: &[u8]) -> usize {
+    QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
 }
 
-fn read_some(fd: i32, buf: &mut [u8]) -> Got {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) => return Got::Closed,
-            Ok(n) => return Got::Data(n),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EAGAIN) => return Got::Nothing,
-            Err(_) => return Got::Closed,
-        }
-    }
-}
 
