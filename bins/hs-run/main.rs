@@ -74,6 +74,17 @@ const EXAMPLES: &str = "Examples:
   hs-run -- resume 019a…                   resume a session (it keeps switching)";
 
 fn main() {
+    // Test builds only (tests/it/fault.rs): with HS_RUN_TEST_PANIC_ON_USR2 set, SIGUSR2 panics
+    // (the panic hook runs), then hs-run exits 101 as after a panic, skipping its cleanup.
+    #[cfg(feature = "test-fakes")]
+    if std::env::var_os("HS_RUN_TEST_PANIC_ON_USR2").is_some() {
+        let mut usr2 = signal_hook::iterator::Signals::new([libc::SIGUSR2]).expect("SIGUSR2 handler");
+        std::thread::spawn(move || {
+            usr2.forever().next();
+            let _ = std::panic::catch_unwind(|| panic!("injected test panic"));
+            std::process::exit(101)
+        });
+    }
     shared::cli::run_main("hs-run", || {
         let cli = Cli::parse();
         let args = CodexArgs::parse(&cli.codex_args);

@@ -4,6 +4,8 @@
 mod support;
 
 mod detect;
+mod fault;
+mod fuzz;
 mod harness;
 mod overlay;
 mod rotate;
