@@ -118,8 +118,8 @@ proptest! {
     fn random_bytes_give_no_limit(
         bytes in proptest::collection::vec(any::<u8>(), 0..20_000),
         format in prop::sample::select(vec![None, Some(Format::Tui), Some(Format::Text), Some(Format::Json)]),
-        rows in 2u16..80,
-        cols in 3u16..250,
+        rows in 1u16..80,
+        cols in 1u16..250,
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         let mut d = detector(format, rows, cols);
@@ -133,8 +133,8 @@ proptest! {
     #[test]
     fn mutated_captures_without_a_banner_give_no_limit(
         edits in proptest::collection::vec(edit(), 0..12),
-        rows in 2u16..60,
-        cols in 3u16..220,
+        rows in 1u16..60,
+        cols in 1u16..220,
         cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {
         let bytes = apply(no_banner_captures().swap_remove(0), &edits);
@@ -197,10 +197,9 @@ proptest! {
 /// Found by `mutated_captures_without_a_banner_give_no_limit`: on a one-row screen vt100 0.15.2
 /// panics (`grid.rs` `col_wrap`: `prev_pos.row -= scrolled`, then `unwrap()` on a missing row)
 /// on real codex output, so `hs-detect --size 1x80` exits 101; `random_bytes_give_no_limit`
-/// found the same at two columns (a wide character). The properties above start at two rows and
-/// three columns until the detector gives vt100 at least that.
+/// found the same at two columns (a wide character). Fixed: the detector gives vt100 at least
+/// 2 rows and 10 columns, so the properties above now start at one row and one column.
 #[test]
-#[ignore = "known bug: hs-detect panics on a one-row screen (vt100 0.15.2)"]
 fn a_one_row_screen_does_not_panic() {
     let mut d = detector(Some(Format::Tui), 1, 80);
     feed_split(&mut d, &read("real/tui-long-answer-30x100.bin"), &[]);
@@ -208,11 +207,9 @@ fn a_one_row_screen_does_not_panic() {
 
 /// Found by the same property with a resize midway: a cursor saved (`ESC 7`) low on the screen,
 /// a shrink (`Detector::resize`), then `ESC 8` restores it outside the new screen and vt100
-/// 0.15.2 panics (`screen.rs` `unwrap()` on a missing cell). Nothing calls `Detector::resize`
-/// today (hs-run restarts hs-detect at the new size); a caller that does needs vt100 fixed or the
-/// saved cursor dropped on resize.
+/// 0.15.2 panics (`screen.rs` `unwrap()` on a missing cell). Fixed: a resize starts a fresh
+/// screen model (codex redraws everything after a resize anyway).
 #[test]
-#[ignore = "known bug: vt100 0.15.2 restores a saved cursor outside a shrunk screen"]
 fn a_restored_cursor_after_a_shrink_does_not_panic() {
     let mut d = detector(Some(Format::Tui), 50, 100);
     d.feed(b"\x1b[45;1H\x1b7");
