@@ -11,7 +11,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -462,18 +461,8 @@ fn hs_run_keeps_no_copy_of_codexs_terminal() {
 
 // ---- failed state writes ----
 
-/// `cmd` with a 64-byte file-size limit (SIGXFSZ ignored, so the write fails with EFBIG).
-fn with_small_file_limit(mut cmd: std::process::Command) -> Run {
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    Run::from(cmd.output().unwrap())
+fn with_small_file_limit(cmd: std::process::Command) -> Run {
+    crate::support::env::run_with_small_file_limit(cmd)
 }
 
 /// Names of the files in `dir` that look like a temp file left behind.

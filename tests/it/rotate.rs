@@ -246,23 +246,13 @@ fn parallel_updates_lose_nothing() {
 /// says what failed. As root a read-only folder does not stop writes, so the size limit stands in.
 #[test]
 fn failed_state_write_keeps_the_old_file() {
-    use std::os::unix::process::CommandExt;
     let t = with_accounts(&["acc1", "acc2"]);
     t.run("hs-rotate", &["exhaust", "acc1", "--for", "1h", "--reason", "first"]).ok();
     let f = t.state_dir().join("rotation.json");
     let before = std::fs::read(&f).unwrap();
     let mut cmd = t.cmd("hs-rotate");
     cmd.args(["exhaust", "acc2", "--for", "1h", "--reason", &"long reason ".repeat(50)]);
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let r = crate::support::env::Run::from(cmd.output().unwrap()).code(2);
+    let r = crate::support::env::run_with_small_file_limit(cmd).code(2);
     assert!(r.stderr.starts_with("hs-rotate: cannot write "), "{}", r.stderr);
     assert!(r.stderr.contains("File too large"), "{}", r.stderr);
     assert_eq!(std::fs::read(&f).unwrap(), before, "old state intact");

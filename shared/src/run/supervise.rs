@@ -63,7 +63,7 @@ struct Queue {
 }
 
 /// The most output held for a detector; past it the reader waits (memory stays bounded).
-const MAX_QUEUED: usize = 16 << 20;
+const MAX_QUEUED: usize = 1 << 20;
 
 type SharedQueue = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
 

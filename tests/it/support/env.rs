@@ -202,3 +202,19 @@ impl Run {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON {:?}: {e}", self.stdout))
     }
 }
+
+/// Runs `cmd` with a 64-byte file-size limit (SIGXFSZ ignored, so a write fails with EFBIG): a
+/// state write that fails. As root a read-only folder does not stop writes; this does.
+pub fn run_with_small_file_limit(mut cmd: Command) -> Run {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    Run::from(cmd.output().unwrap())
+}
