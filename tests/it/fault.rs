@@ -438,7 +438,7 @@ fn kill_9_of_hs_run_is_seen_by_the_terminal_check() {
 
 /// While codex runs, hs-run must hold no descriptor of codex's side of the pseudo-terminal:
 /// otherwise the master never reports the end (EIO) when codex exits, and hs-run waits out its
-/// one-second grace at every TUI exit and switch (bench/RESULTS.md). `Pty::spawn` used to leave
+/// one-second grace at every TUI exit and switch (BENCHMARKS.md). `Pty::spawn` used to leave
 /// three copies in the `Command` until the run ended.
 #[test]
 fn hs_run_keeps_no_copy_of_codexs_terminal() {
