@@ -15,6 +15,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What one run needs to know.
@@ -54,23 +55,10 @@ pub struct RunResult {
     pub unanswered: usize,
 }
 
-/// Output waiting for a detector's writer thread. Chunks coalesce while the thread writes, so
-/// there is one wake-up per batch rather than per read.
-#[derive(Default)]
-struct Queue {
-    bytes: Vec<u8>,
-    closed: bool,
-}
-
-/// The most output held for a detector; past it the reader waits (memory stays bounded).
-const MAX_QUEUED: usize = 1 << 20;
-
-type SharedQueue = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
-
 /// An `hs-detect` child fed a copy of one output stream.
 struct Detector {
     child: Child,
-    queue: SharedQueue,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
     writer: Option<std::thread::JoinHandle<()>>,
     out: ChildStdout,
     buf: Vec<u8>,
@@ -91,53 +79,21 @@ impl Detector {
         let out = child.stdout.take().context("hs-detect stdout")?;
         pty::set_nonblocking(out.as_fd())?;
         // A writer thread, so a slow detector never holds up what the user sees.
-        let queue = SharedQueue::default();
-        let q = queue.clone();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let writer = std::thread::spawn(move || {
-            let (lock, cv) = &*q;
-            loop {
-                let batch = {
-                    let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    while g.bytes.is_empty() && !g.closed {
-                        g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
-                    }
-                    if g.bytes.is_empty() {
-                        break;
-                    }
-                    std::mem::take(&mut g.bytes)
-                };
-                cv.notify_all();
-                if stdin.write_all(&batch).and_then(|_| stdin.flush()).is_err() {
-                    lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-                    cv.notify_all();
+            for chunk in rx {
+                if stdin.write_all(&chunk).and_then(|_| stdin.flush()).is_err() {
                     break;
                 }
             }
         });
-        Ok(Detector { child, queue, writer: Some(writer), out, buf: Vec::new(), eof: false })
+        Ok(Detector { child, tx: Some(tx), writer: Some(writer), out, buf: Vec::new(), eof: false })
     }
 
     fn feed(&self, bytes: &[u8]) {
-        let (lock, cv) = &*self.queue;
-        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while g.bytes.len() > MAX_QUEUED && !g.closed {
-            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(bytes.to_vec());
         }
-        if g.closed {
-            return;
-        }
-        let was_empty = g.bytes.is_empty();
-        g.bytes.extend_from_slice(bytes);
-        if was_empty {
-            cv.notify_all();
-        }
-    }
-
-    /// No more input: the writer thread sends what is queued, then closes hs-detect's stdin.
-    fn close(&self) {
-        let (lock, cv) = &*self.queue;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-        cv.notify_all();
     }
 
     /// Reads what is there (non-blocking) and returns complete event lines.
@@ -166,7 +122,7 @@ impl Detector {
     /// Closes its input and collects its last events (waiting at most `limit`), and a warning
     /// when hs-detect failed (an error or a crash) instead of reading to the end.
     fn finish(mut self, limit: Duration) -> (Vec<Event>, Option<String>) {
-        self.close();
+        drop(self.tx.take());
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
