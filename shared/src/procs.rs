@@ -25,10 +25,11 @@ pub struct ProcessStamp {
     pub boot_id: Option<String>,
 }
 
-/// What `/proc/<pid>/stat` says about a process: its state letter and start time.
+/// What `/proc/<pid>/stat` says about a process: its state letter, parent and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatInfo {
     pub state: char,
+    pub ppid: u32,
     pub start_ticks: u64,
 }
 
@@ -37,10 +38,11 @@ pub struct StatInfo {
 pub fn parse_stat(text: &str) -> Option<StatInfo> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+    // fields[0] is field 3 (state), fields[1] field 4 (ppid); field 22 (starttime) is fields[19].
     let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
     let start_ticks = fields.get(19)?.parse().ok()?;
-    Some(StatInfo { state, start_ticks })
+    Some(StatInfo { state, ppid, start_ticks })
 }
 
 /// `/proc/<pid>/stat` of a running process; `None` when there is no such process (or no /proc).
@@ -130,7 +132,7 @@ mod liveness_tests {
     #[test]
     fn parses_stat_with_odd_command_names() {
         let line = "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_stat(line), Some(StatInfo { state: 'S', start_ticks: 987654 }));
+        assert_eq!(parse_stat(line), Some(StatInfo { state: 'S', ppid: 1, start_ticks: 987654 }));
         assert_eq!(parse_stat("12 (short) R 1 2"), None);
         assert_eq!(parse_stat("garbage"), None);
     }
@@ -208,12 +210,9 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     out
 }
 
-/// The parent of `pid`, from `/proc/<pid>/stat` (the command name may contain spaces and
-/// parentheses, so the fields are read after the last `)`).
+/// The parent of `pid`, from `/proc/<pid>/stat`.
 pub fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    stat(pid).map(|s| s.ppid)
 }
 
 /// The files `pid` has open (targets of `/proc/<pid>/fd/*` that are paths).

@@ -461,9 +461,6 @@ fn hs_run_keeps_no_copy_of_codexs_terminal() {
 
 // ---- failed state writes ----
 
-fn with_small_file_limit(cmd: std::process::Command) -> Run {
-    crate::support::env::run_with_small_file_limit(cmd)
-}
 
 /// Names of the files in `dir` that look like a temp file left behind.
 fn temp_files(dir: &Path) -> Vec<String> {
@@ -481,7 +478,7 @@ fn failed_registry_and_config_writes_keep_the_old_files() {
     let before = std::fs::read(&registry).unwrap();
     let mut cmd = a.t.cmd("hs-vault");
     cmd.args(["add", "acc3", "--note", &"a long note ".repeat(20)]);
-    let r = with_small_file_limit(cmd).code(2);
+    let r = crate::support::env::run_with_small_file_limit(cmd).code(2);
     assert!(r.stderr.starts_with("hs-vault: ") && r.stderr.contains("File too large"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert_eq!(std::fs::read(&registry).unwrap(), before, "old registry intact");
@@ -495,7 +492,7 @@ fn failed_registry_and_config_writes_keep_the_old_files() {
     let before = std::fs::read(&config).unwrap();
     let mut cmd = a.t.cmd("hs-config");
     cmd.args(["set", "continue_prompt", &"keep going ".repeat(20)]);
-    let r = with_small_file_limit(cmd).code(2);
+    let r = crate::support::env::run_with_small_file_limit(cmd).code(2);
     assert!(r.stderr.starts_with("hs-config: ") && r.stderr.contains("File too large"), "{}", r.stderr);
     assert_eq!(std::fs::read(&config).unwrap(), before, "old config intact");
     assert_eq!(a.t.run("hs-config", &["get", "default_cooldown"]).ok().stdout.trim(), "2h");
