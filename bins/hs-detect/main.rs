@@ -196,14 +196,15 @@ fn run(args: Cli) -> Result<i32> {
     // Unbuffered, so waiting on the descriptor never misses bytes held in a buffer.
     let mut input = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().context("failed to read stdin")?);
     let mut tee = std::io::stdout().lock();
-    let mut buf = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::Relaxed) {
+    let mut buf = vec![0u8; READ_MAX];
+    let mut ended = false;
+    while !stop.load(Ordering::Relaxed) && !ended {
         // With a rollout to follow, wait for stdin at most 250 ms at a time.
         if follower.is_some() && !wait_readable(&input, 250)? {
             poll_rollout(&mut follower, &mut sink)?;
             continue;
         }
-        let n = match input.read(&mut buf) {
+        let n = match input.read(&mut buf[..READ_CHUNK]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("failed to read stdin"),
@@ -213,6 +214,20 @@ fn run(args: Cli) -> Result<i32> {
         }
         if n == 0 {
             break;
+        }
+        // Whatever else has arrived already goes in the same feed: a flood of output is read
+        // in large pieces, and the screen is scanned once per piece, not once per small write.
+        let mut n = n;
+        while n + READ_CHUNK <= READ_MAX && wait_readable(&input, 0)? {
+            match input.read(&mut buf[n..n + READ_CHUNK]) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(m) => n += m,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("failed to read stdin"),
+            }
         }
         if args.tee {
             tee.write_all(&buf[..n])?;
@@ -231,6 +246,10 @@ fn run(args: Cli) -> Result<i32> {
     }
     Ok(if sink.limits > 0 { EXIT_OK } else { EXIT_NONE })
 }
+
+/// One read of stdin, and the most one feed takes when more is waiting.
+const READ_CHUNK: usize = 64 * 1024;
+const READ_MAX: usize = 1024 * 1024;
 
 fn poll_rollout(follower: &mut Option<Follower>, sink: &mut Sink) -> Result<()> {
     match follower {

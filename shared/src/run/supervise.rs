@@ -11,11 +11,9 @@ use chrono::{DateTime, Utc};
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// What one run needs to know.
@@ -56,14 +54,26 @@ pub struct RunResult {
 }
 
 /// An `hs-detect` child fed a copy of one output stream.
+///
+/// Its stdin is non-blocking and written from the main loop: what the pipe does not take waits
+/// in `pending` (written when the pipe has room), so a slow detector never holds up what the
+/// user sees, until it is [`BACKLOG_MAX`] behind; then codex's output is read no faster than
+/// the detector reads it (as with a slow terminal), so no byte is ever skipped.
 struct Detector {
     child: Child,
-    tx: Option<mpsc::Sender<Vec<u8>>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    stdin: Option<ChildStdin>,
+    pending: Vec<u8>,
+    /// When `pending` last shrank (a detector stuck that long is given up).
+    moved: Instant,
     out: ChildStdout,
     buf: Vec<u8>,
     eof: bool,
 }
+
+/// Bytes a detector may be behind before codex's output waits for it.
+const BACKLOG_MAX: usize = 4 << 20;
+/// A detector that takes nothing for this long, while behind, is given up.
+const DETECTOR_STUCK: Duration = Duration::from_secs(5);
 
 impl Detector {
     fn start(tools: &Tools, args: &[String]) -> Result<Detector> {
@@ -75,25 +85,80 @@ impl Detector {
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot start hs-detect")?;
-        let mut stdin = child.stdin.take().context("hs-detect stdin")?;
+        let stdin = child.stdin.take().context("hs-detect stdin")?;
         let out = child.stdout.take().context("hs-detect stdout")?;
         pty::set_nonblocking(out.as_fd())?;
-        // A writer thread, so a slow detector never holds up what the user sees.
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let writer = std::thread::spawn(move || {
-            for chunk in rx {
-                if stdin.write_all(&chunk).and_then(|_| stdin.flush()).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Detector { child, tx: Some(tx), writer: Some(writer), out, buf: Vec::new(), eof: false })
+        pty::set_nonblocking(stdin.as_fd())?;
+        // A larger pipe: fewer wake-ups of either side in a flood of output (best effort).
+        let _ = nix::fcntl::fcntl(stdin.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        Ok(Detector { child, stdin: Some(stdin), pending: Vec::new(), moved: Instant::now(), out, buf: Vec::new(), eof: false })
     }
 
-    fn feed(&self, bytes: &[u8]) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(bytes.to_vec());
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.stdin.is_none() {
+            return;
         }
+        if self.pending.is_empty() {
+            self.moved = Instant::now();
+            let n = self.write_some(bytes);
+            self.pending.extend_from_slice(&bytes[n..]);
+        } else {
+            self.pending.extend_from_slice(bytes);
+            self.flush();
+        }
+    }
+
+    /// Writes what the pipe takes of `bytes`; a detector that is gone takes nothing more.
+    fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let Some(stdin) = &self.stdin else { return bytes.len() };
+        let mut done = 0;
+        while done < bytes.len() {
+            match nix::unistd::write(stdin.as_fd(), &bytes[done..]) {
+                Ok(n) => done += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(_) => {
+                    // (EPIPE: it ended; `finish` tells why)
+                    self.stdin = None;
+                    self.pending = Vec::new();
+                    return bytes.len();
+                }
+            }
+        }
+        done
+    }
+
+    /// Writes what the pipe takes of the pending bytes.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let n = self.write_some(&pending);
+        if n > 0 {
+            self.moved = Instant::now();
+        }
+        if self.stdin.is_some() {
+            self.pending = pending;
+            self.pending.drain(..n);
+            if self.pending.is_empty() && self.pending.capacity() > BACKLOG_MAX {
+                self.pending = Vec::new();
+            }
+        }
+    }
+
+    /// Too far behind: codex's output waits (unless the detector is stuck, then it is dropped).
+    fn too_far_behind(&mut self) -> bool {
+        if self.pending.len() < BACKLOG_MAX {
+            return false;
+        }
+        if self.moved.elapsed() > DETECTOR_STUCK {
+            self.stdin = None;
+            self.pending = Vec::new();
+            let _ = self.child.kill();
+            return false;
+        }
+        true
     }
 
     /// Reads what is there (non-blocking) and returns complete event lines.
@@ -122,12 +187,19 @@ impl Detector {
     /// Closes its input and collects its last events (waiting at most `limit`), and a warning
     /// when hs-detect failed (an error or a crash) instead of reading to the end.
     fn finish(mut self, limit: Duration) -> (Vec<Event>, Option<String>) {
-        drop(self.tx.take());
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
         let deadline = Instant::now() + limit;
         let mut evs = Vec::new();
+        // What it has not read yet first (reading its events meanwhile: it may wait on us).
+        while !self.pending.is_empty() && self.moved.elapsed() < limit.max(DETECTOR_STUCK) {
+            let Some(stdin) = &self.stdin else { break };
+            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLOUT), PollFd::new(self.out.as_fd(), PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, 50u16);
+            self.flush();
+            evs.extend(self.read_events());
+        }
+        let stuck = !self.pending.is_empty();
+        drop(self.stdin.take());
+        let deadline = if stuck { Instant::now() } else { deadline.max(Instant::now() + limit / 2) };
         while !self.eof && Instant::now() < deadline {
             let mut fds = [PollFd::new(self.out.as_fd(), PollFlags::POLLIN)];
             let _ = nix::poll::poll(&mut fds, 50u16);
@@ -154,6 +226,58 @@ impl Detector {
     }
 }
 
+/// Finds the session id codex prints in its output, read by read.
+#[derive(Default)]
+struct IdScan {
+    /// The unfinished line of each stream.
+    lines: [Vec<u8>; 3],
+}
+
+impl IdScan {
+    /// Reads codex's output for the session id it prints (see
+    /// [`rollout_watch::session_id_in_line`]): the way to the right rollout when codex's open
+    /// files cannot be read, even with other sessions running in the same folder.
+    fn scan(&mut self, stream: Stream, bytes: &[u8]) -> Option<String> {
+        // Cheap on the hot path: one SIMD search for the markers over what arrived, and only a
+        // line holding one is decoded. Lines are cut at CR or LF; the unfinished one is kept
+        // (its first 4 KiB) for the next read.
+        static MARKER: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+            regex::bytes::Regex::new(r#"session id: |"thread_id":"|codex resume "#).expect("valid")
+        });
+        let is_end = |b: &u8| *b == b'\n' || *b == b'\r';
+        let keep = |line: &mut Vec<u8>, piece: &[u8]| {
+            let room = 4096usize.saturating_sub(line.len());
+            line.extend_from_slice(&piece[..piece.len().min(room)]);
+        };
+        let line = &mut self.lines[stream as usize];
+        let (Some(first), Some(last)) = (bytes.iter().position(is_end), bytes.iter().rposition(is_end)) else {
+            keep(line, bytes);
+            return None;
+        };
+        let id_in = |l: &[u8]| {
+            MARKER.is_match(l).then(|| rollout_watch::session_id_in_line(&String::from_utf8_lossy(l))).flatten()
+        };
+        // The line that was carried over ends here.
+        keep(line, &bytes[..first]);
+        let mut found = id_in(line);
+        // The lines that are whole in this read.
+        let whole = &bytes[first..last];
+        for m in MARKER.find_iter(whole) {
+            if found.is_some() {
+                break;
+            }
+            let start = whole[..m.start()].iter().rposition(is_end).map_or(0, |i| i + 1);
+            let end = whole[m.end()..].iter().position(is_end).map_or(whole.len(), |i| m.end() + i);
+            found = id_in(&whole[start..end]);
+        }
+        line.clear();
+        if found.is_none() {
+            keep(line, &bytes[last + 1..]);
+        }
+        found
+    }
+}
+
 /// Where a byte stream of codex goes besides the user.
 #[derive(Clone, Copy, PartialEq)]
 enum Stream {
@@ -166,10 +290,22 @@ enum Stream {
 struct Stop {
     since: Instant,
     step: usize,
+    /// When the last Ctrl-C went, and whether codex drew anything since (it read the key).
+    key_at: Option<Instant>,
+    answered: bool,
 }
 
-/// TUI: Ctrl-C (codex's own quit key, pressed twice, once more for a non-empty composer),
-/// then SIGTERM to its process group, then SIGKILL.
+impl Stop {
+    fn new() -> Stop {
+        Stop { since: Instant::now(), step: 0, key_at: None, answered: false }
+    }
+}
+
+/// TUI: Ctrl-C, codex's own quit key: the first closes the popup codex 0.169 shows after a
+/// limit ("Approaching rate limits… switch model?"), the next quits (one more clears a composer
+/// holding text first). A Ctrl-C after the first goes as soon as codex has drawn its answer to
+/// the one before ([`KEY_ANSWERED`]), at the latest at its time here. Then SIGTERM to its
+/// process group, then SIGKILL.
 const TUI_STOP: &[(u64, StopAction)] = &[
     (0, StopAction::Key),
     (300, StopAction::Key),
@@ -177,6 +313,8 @@ const TUI_STOP: &[(u64, StopAction)] = &[
     (4000, StopAction::Term),
     (6000, StopAction::Kill),
 ];
+/// The least time between two Ctrl-C when codex has drawn something after the first.
+const KEY_ANSWERED: Duration = Duration::from_millis(25);
 /// `exec` ends by itself after a limit; only if it does not, TERM then KILL.
 const EXEC_STOP: &[(u64, StopAction)] = &[(5000, StopAction::Term), (7000, StopAction::Kill)];
 /// After the user's SIGTERM/SIGHUP was passed on.
@@ -220,7 +358,7 @@ struct Runner<'a> {
     to_codex: Vec<u8>,
     /// The session id codex printed, and the current line of each stream until it is found.
     printed_id: Option<String>,
-    lines: [Vec<u8>; 3],
+    ids: IdScan,
     /// Terminal queries in codex's output since the stop began.
     queries: usize,
 }
@@ -298,7 +436,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         stdout_ok: true,
         to_codex: Vec::new(),
         printed_id: None,
-        lines: Default::default(),
+        ids: IdScan::default(),
         queries: 0,
     };
     r.main_loop(term)?;
@@ -320,33 +458,37 @@ impl Runner<'_> {
             let stdin = std::io::stdin();
             let stdin_fd = stdin.as_fd();
             let sig_fd = term.signals.fd();
-            let mut fds: Vec<(u8, BorrowedFd)> = vec![(0, sig_fd)];
+            // A detector far behind: codex's output waits for it (see `Detector`).
+            let mut behind = false;
+            for (_, d) in &mut self.detectors {
+                behind |= d.too_far_behind();
+            }
+            let mut fds: Vec<(u8, BorrowedFd, PollFlags)> = vec![(0, sig_fd, PollFlags::POLLIN)];
             let read_keys = self.master.is_some() && term.stdin_open;
             if read_keys {
-                fds.push((1, stdin_fd));
+                fds.push((1, stdin_fd, PollFlags::POLLIN));
             }
+            let output = if behind { PollFlags::empty() } else { PollFlags::POLLIN };
             if let Some(m) = &self.master {
-                fds.push((2, m.as_fd()));
+                let keys = if self.to_codex.is_empty() { PollFlags::empty() } else { PollFlags::POLLOUT };
+                fds.push((2, m.as_fd(), output | keys));
             }
             if let Some(o) = &self.out {
-                fds.push((3, o.as_fd()));
+                fds.push((3, o.as_fd(), output));
             }
             if let Some(e) = &self.err {
-                fds.push((4, e.as_fd()));
+                fds.push((4, e.as_fd(), output));
             }
             for (i, (_, d)) in self.detectors.iter().enumerate() {
                 if !d.eof {
-                    fds.push((10 + i as u8, d.out.as_fd()));
+                    fds.push((10 + i as u8, d.out.as_fd(), PollFlags::POLLIN));
+                }
+                if let (Some(w), false) = (&d.stdin, d.pending.is_empty()) {
+                    fds.push((20 + i as u8, w.as_fd(), PollFlags::POLLOUT));
                 }
             }
-            let mut pfds: Vec<PollFd> = fds
-                .iter()
-                .map(|(k, fd)| {
-                    let out = if *k == 2 && !self.to_codex.is_empty() { PollFlags::POLLOUT } else { PollFlags::empty() };
-                    PollFd::new(*fd, PollFlags::POLLIN | out)
-                })
-                .collect();
-            match nix::poll::poll(&mut pfds, 100u16) {
+            let mut pfds: Vec<PollFd> = fds.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)).collect();
+            match nix::poll::poll(&mut pfds, self.next_wake_ms()) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("poll"),
             }
@@ -354,7 +496,7 @@ impl Runner<'_> {
                 .iter()
                 .zip(&pfds)
                 .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
-                .map(|((k, _), _)| *k)
+                .map(|((k, _, _), _)| *k)
                 .collect();
             drop(pfds);
             drop(fds);
@@ -401,6 +543,7 @@ impl Runner<'_> {
                             Got::Data(n) => self.output(stream, &buf[..n]),
                         }
                     }
+                    i if i >= 20 => self.detectors[(i - 20) as usize].1.flush(),
                     i => {
                         let evs = self.detectors[(i - 10) as usize].1.read_events();
                         for ev in evs {
@@ -429,58 +572,28 @@ impl Runner<'_> {
 
     /// Copies codex output to the user unchanged and to the stream's detector.
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        // Straight to the descriptor: one write per read (std's line-buffered stdout would
+        // make two).
         let res = if stream == Stream::Stderr {
-            std::io::stderr().lock().write_all(bytes)
+            pty::write_all(std::io::stderr().as_fd(), bytes)
         } else {
-            let mut o = std::io::stdout().lock();
-            o.write_all(bytes).and_then(|_| o.flush())
+            pty::write_all(std::io::stdout().as_fd(), bytes)
         };
         if res.is_err() && stream != Stream::Stderr {
             // The reader went away (a closed pipe, a hung-up terminal): keep draining codex.
             self.stdout_ok = false;
         }
-        for (s, d) in &self.detectors {
+        for (s, d) in &mut self.detectors {
             if *s == stream {
                 d.feed(bytes);
             }
         }
         if self.printed_id.is_none() {
-            self.look_for_session_id(stream, bytes);
+            self.printed_id = self.ids.scan(stream, bytes);
         }
-        if stream == Stream::Pty && self.stop.is_some() {
+        if let (Stream::Pty, Some((stop, _))) = (stream, &mut self.stop) {
             self.queries += count_queries(bytes);
-        }
-    }
-
-    /// Reads codex's output for the session id it prints (see
-    /// [`rollout_watch::session_id_in_line`]): the way to the right rollout when codex's open
-    /// files cannot be read, even with other sessions running in the same folder.
-    fn look_for_session_id(&mut self, stream: Stream, bytes: &[u8]) {
-        // Cheap on the hot path: line ends are found with a SIMD search, and only a line holding
-        // one of the markers is decoded.
-        static LINE_END: std::sync::LazyLock<regex::bytes::Regex> =
-            std::sync::LazyLock::new(|| regex::bytes::Regex::new(r"[\r\n]").expect("valid"));
-        static MARKER: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-            regex::bytes::Regex::new(r#"session id: |"thread_id":"|codex resume "#).expect("valid")
-        });
-        let line = &mut self.lines[stream as usize];
-        let mut start = 0;
-        for end in LINE_END.find_iter(bytes).map(|m| m.start()).chain([bytes.len()]) {
-            let piece = &bytes[start..end];
-            let room = 4096usize.saturating_sub(line.len());
-            line.extend_from_slice(&piece[..piece.len().min(room)]);
-            if end == bytes.len() {
-                break;
-            }
-            if MARKER.is_match(line) {
-                if let Some(id) = rollout_watch::session_id_in_line(&String::from_utf8_lossy(line)) {
-                    self.printed_id = Some(id);
-                    line.clear();
-                    return;
-                }
-            }
-            line.clear();
-            start = end + 1;
+            stop.answered |= stop.key_at.is_some();
         }
     }
 
@@ -500,7 +613,7 @@ impl Runner<'_> {
                     self.user_signal.get_or_insert(sig);
                     self.signal_codex(sig);
                     if sig != libc::SIGINT && self.stop.is_none() {
-                        self.stop = Some((Stop { since: Instant::now(), step: 0 }, SIGNAL_STOP));
+                        self.stop = Some((Stop::new(), SIGNAL_STOP));
                     }
                 }
                 _ => {}
@@ -575,7 +688,7 @@ impl Runner<'_> {
                 if self.spec.may_switch && self.status.is_none() {
                     self.to_codex.clear();
                     let plan = if self.spec.pty { TUI_STOP } else { EXEC_STOP };
-                    self.stop = Some((Stop { since: Instant::now(), step: 0 }, plan));
+                    self.stop = Some((Stop::new(), plan));
                 }
                 self.limit = Some(l);
             }
@@ -640,16 +753,38 @@ impl Runner<'_> {
         }
     }
 
+    /// How long the main loop may sleep: 100 ms, less when a stop step is due sooner.
+    fn next_wake_ms(&self) -> u16 {
+        let mut ms: u64 = 100;
+        if let (None, Some((stop, plan))) = (self.status, &self.stop) {
+            if let Some(&(after, action)) = plan.get(stop.step) {
+                let since = stop.since.elapsed().as_millis() as u64;
+                ms = ms.min(after.saturating_sub(since));
+                if let (StopAction::Key, Some(t), true) = (action, stop.key_at, stop.answered) {
+                    ms = ms.min((KEY_ANSWERED.saturating_sub(t.elapsed())).as_millis() as u64);
+                }
+            }
+        }
+        ms.max(1) as u16
+    }
+
     fn advance_stop(&mut self) {
         if self.status.is_some() {
             return;
         }
         let Some((stop, plan)) = &mut self.stop else { return };
         let Some(&(after, action)) = plan.get(stop.step) else { return };
-        if stop.since.elapsed() < Duration::from_millis(after) {
+        let answered = action == StopAction::Key
+            && stop.answered
+            && stop.key_at.is_some_and(|t| t.elapsed() >= KEY_ANSWERED);
+        if stop.since.elapsed() < Duration::from_millis(after) && !answered {
             return;
         }
         stop.step += 1;
+        if action == StopAction::Key {
+            stop.key_at = Some(Instant::now());
+            stop.answered = false;
+        }
         self.spec.log.line(format_args!("stop step {}: {}", stop.step, match action {
             StopAction::Key => "Ctrl-C",
             StopAction::Term => "SIGTERM",
@@ -765,6 +900,30 @@ mod tests {
             at: "2026-11-24T18:00:00Z".parse().unwrap(),
             session_id: None,
         }
+    }
+
+    #[test]
+    fn session_id_found_however_the_output_is_cut() {
+        let id = "019a6f3e-1b2c-7d4e-8f90-a1b2c3d4e5f6";
+        let outputs = [
+            format!("x\r\nsession id: \x1b[36m{id}\x1b[0m\r\nmore"),
+            format!("{{\"type\":\"thread.started\",\"thread_id\":\"{id}\"}}\n"),
+            format!("To continue this session, run codex resume {id}\n"),
+            format!("{}\nlong line, then codex resume {id}\r", "y".repeat(5_000)),
+        ];
+        for out in &outputs {
+            let b = out.as_bytes();
+            for cut in 0..=b.len() {
+                let mut s = IdScan::default();
+                let got = s.scan(Stream::Stdout, &b[..cut]).or_else(|| s.scan(Stream::Stdout, &b[cut..]));
+                assert_eq!(got.as_deref(), Some(id), "cut at {cut} of {out:?}");
+            }
+        }
+        // a marker split over two streams is no id; nor is an id without a line end yet
+        let mut s = IdScan::default();
+        assert_eq!(s.scan(Stream::Stdout, b"codex resu"), None);
+        assert_eq!(s.scan(Stream::Stderr, format!("me {id}\n").as_bytes()), None);
+        assert_eq!(s.scan(Stream::Pty, format!("codex resume {id}").as_bytes()), None);
     }
 
     #[test]
