@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use super::auth::{auth_json_for, mint_tokens, FakeAccount, Tokens};
 
 /// Path of one of the package's executables.
 pub fn bin(name: &str) -> PathBuf {
@@ -68,6 +71,32 @@ impl TestEnv {
 
     pub fn set(&mut self, key: &str, value: impl Into<OsString>) {
         self.vars.insert(key.to_string(), value.into());
+    }
+
+    /// `~/.codex-<name>/auth.json`: the login in the vault hs-vault gives account `name`.
+    pub fn vault_auth(&self, name: &str) -> PathBuf {
+        self.home.join(format!(".codex-{name}/auth.json"))
+    }
+
+    /// Registers `name` with hs-vault and writes a fake ChatGPT login (plan plus, 0600) in its
+    /// vault; returns its tokens.
+    pub fn add_logged_in(&self, name: &str) -> Tokens {
+        self.run("hs-vault", &["add", name]).ok();
+        let tokens = mint_tokens(&FakeAccount::new(name, "plus"));
+        let auth = self.vault_auth(name);
+        std::fs::write(&auth, auth_json_for(&tokens)).unwrap();
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+        tokens
+    }
+
+    /// hs-run runs the fake codex, which logs every start to the returned file; makes the
+    /// shared store `~/.codex`.
+    pub fn use_fake_codex(&mut self) -> PathBuf {
+        std::fs::create_dir_all(self.home.join(".codex")).unwrap();
+        let log = self.root().join("fake-codex.jsonl");
+        self.set("FAKE_CODEX_LOG", &log);
+        self.set("CODEX_HOTSWAP_REAL_CODEX", bin("fake-codex"));
+        log
     }
 
     /// A command for one of our executables (or any program) in the sealed environment.
