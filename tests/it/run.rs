@@ -497,15 +497,12 @@ fn other_commands_go_straight_to_codex_with_the_users_environment() {
 fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
     let mut e = Env::new(1);
     e.t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
-    let shim_dir = e.t.root().join("shim");
-    let real_dir = e.t.root().join("real");
-    for d in [&shim_dir, &real_dir] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
-    // without a real codex on PATH: one line, exit 2, nothing left behind
     let base = e.t.vars["PATH"].to_string_lossy().into_owned();
-    e.t.set("PATH", format!("{}:{base}", shim_dir.display()));
+    let shim = e.t.put_shim_on_path();
+    let shim_dir = shim.parent().unwrap();
+    let real_dir = e.t.root().join("real");
+    std::fs::create_dir_all(&real_dir).unwrap();
+    // without a real codex on PATH: one line, exit 2, nothing left behind
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("hs-run: codex not found on PATH: install it"), "{}", r.stderr);
@@ -808,12 +805,8 @@ mod real {
     fn real_exec_through_the_shim_moves_the_session_to_acc2_without_a_terminal() {
         let mut r = world();
         // plain `codex` is the codex-hotswap shim, which runs hs-run
-        let shim_dir = r.env.root().join("shim");
-        std::fs::create_dir_all(&shim_dir).unwrap();
-        std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
-        let path = format!("{}:{}", shim_dir.display(), r.env.vars["PATH"].to_string_lossy());
-        r.env.set("PATH", path);
-        let mut cmd = r.env.cmd(shim_dir.join("codex").to_str().unwrap());
+        let shim = r.env.put_shim_on_path();
+        let mut cmd = r.env.cmd(shim.to_str().unwrap());
         let out = cmd.current_dir(&r.work).args(["exec", "--skip-git-repo-check", "exec question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");

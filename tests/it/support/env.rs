@@ -73,6 +73,22 @@ impl TestEnv {
         self.vars.insert(key.to_string(), value.into());
     }
 
+    /// Puts `dir` first on PATH.
+    pub fn path_first(&mut self, dir: &Path) {
+        let path = format!("{}:{}", dir.display(), self.vars["PATH"].to_string_lossy());
+        self.set("PATH", path);
+    }
+
+    /// A copy of the codex-hotswap shim (`shell/codex`) as `<root>/shim/codex`, first on PATH.
+    pub fn put_shim_on_path(&mut self) -> PathBuf {
+        let dir = self.root().join("shim");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("codex");
+        std::fs::copy(repo_root().join("shell/codex"), &shim).unwrap();
+        self.path_first(&dir);
+        shim
+    }
+
     /// `~/.codex-<name>/auth.json`: the login in the vault hs-vault gives account `name`.
     pub fn vault_auth(&self, name: &str) -> PathBuf {
         self.home.join(format!(".codex-{name}/auth.json"))
