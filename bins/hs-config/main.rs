@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use shared::cli::{self, EXIT_NONE, EXIT_OK};
+use shared::codex::Lookup;
 use shared::config::Config;
 use shared::paths::Paths;
 
@@ -18,7 +19,11 @@ use shared::paths::Paths;
 ///   on_swap           shell command run after each switch, the switch's JSON on stdin
 ///   on_exhausted      wait | exit (default wait)
 ///   max_swaps         most switches in one run (default 8)
-/// Exit codes: 0 ok, 1 the setting is not set (get), 2 error.
+///
+/// `hs-config codex` prints the real codex every tool runs: $CODEX_HOTSWAP_REAL_CODEX, else
+/// real_codex, else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+///
+/// Exit codes: 0 ok, 1 the setting is not set (get) or no codex was found (codex), 2 error.
 #[derive(Parser, Debug)]
 #[command(name = "hs-config", version, verbatim_doc_comment)]
 struct Cli {
@@ -42,6 +47,12 @@ enum Cmd {
     },
     /// Print the path of config.json.
     Path,
+    /// Print the absolute path of the real codex every tool runs (exit 1 when there is none).
+    Codex {
+        /// One JSON object: {"type":"codex","path":…,"from":"env|config|path"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -114,6 +125,23 @@ fn run(cmd: Cmd, paths: &Paths) -> Result<i32> {
             }
         }
         Cmd::Path => cli::print_text(&format!("{}\n", paths.config().display()))?,
+        Cmd::Codex { json } => return codex(paths, json),
+    }
+    Ok(EXIT_OK)
+}
+
+/// The real codex as hs-run finds it (so the hs-run beside this tool is passed over too).
+fn codex(paths: &Paths, json: bool) -> Result<i32> {
+    let hs_run = std::env::current_exe()?.with_file_name("hs-run");
+    let lookup = Lookup { skip: vec![hs_run], ..Lookup::from_env(&Config::load(paths)?) };
+    let Some(found) = shared::codex::locate(&lookup)? else {
+        eprintln!("hs-config: {}", shared::codex::NOT_FOUND);
+        return Ok(EXIT_NONE);
+    };
+    if json {
+        cli::print_json(&serde_json::json!({"type": "codex", "path": found.path, "from": found.from.as_str()}))?;
+    } else {
+        cli::print_text(&format!("{}\n", found.path.display()))?;
     }
     Ok(EXIT_OK)
 }

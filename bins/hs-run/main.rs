@@ -27,7 +27,8 @@ use std::path::PathBuf;
 /// `--on-exhausted exit` is set; 130 when the wait for an account is stopped with Ctrl-C.
 ///
 /// The real codex: `--codex`, else $CODEX_HOTSWAP_REAL_CODEX, else "real_codex" in config.json,
-/// else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+/// else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run
+/// (`hs-config codex` shows which).
 ///
 /// Troubleshooting: CODEX_HOTSWAP_LOG=FILE appends what hs-run sees and does (limit events,
 /// the rollout it follows, how it stops codex, each switch) to FILE.
@@ -100,15 +101,11 @@ fn main() {
             (Err(e), _) => return Err(e),
         };
         let self_exe = std::env::current_exe().ok();
-        let env_codex = std::env::var_os("CODEX_HOTSWAP_REAL_CODEX");
-        let path_var = std::env::var_os("PATH");
         let codex = shared::codex::find_real(&shared::codex::Lookup {
-            explicit: cli.codex.as_deref(),
-            env_override: env_codex.as_deref(),
-            configured: config.real_codex.as_deref(),
-            path_var: path_var.as_deref(),
+            explicit: cli.codex.clone(),
             // a `codex` on PATH that is hs-run itself (a link to it) is not the real one
             skip: self_exe.iter().cloned().collect(),
+            ..shared::codex::Lookup::from_env(&config)
         })?;
         if args.kind == Kind::Passthrough {
             let err = std::process::Command::new(&codex).args(&cli.codex_args).exec();
@@ -136,7 +133,7 @@ fn main() {
                 None => config.on_exhausted.unwrap_or_default(),
             },
             on_swap: config.on_swap,
-            tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var },
+            tools: Tools { dir: self_exe.as_deref().and_then(tools::exe_dir), path_var: std::env::var_os("PATH") },
             events_log: paths.events_log(),
             log: std::env::var_os("CODEX_HOTSWAP_LOG").filter(|v| !v.is_empty()).map(PathBuf::from),
         };

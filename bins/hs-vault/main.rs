@@ -316,15 +316,7 @@ fn ensure_account(paths: &Paths, name: &str, vault: Option<PathBuf>) -> Result<A
 fn login(paths: &Paths, name: &str, device: bool, api_key: bool, relogin: bool, codex_arg: Option<&Path>) -> Result<i32> {
     names::check(name)?;
     let config = Config::load(paths)?;
-    let env_override = std::env::var_os("CODEX_HOTSWAP_REAL_CODEX");
-    let path_var = std::env::var_os("PATH");
-    let codex = codex::find_real(&codex::Lookup {
-        explicit: codex_arg,
-        env_override: env_override.as_deref(),
-        configured: config.real_codex.as_deref(),
-        path_var: path_var.as_deref(),
-        skip: vec![],
-    })?;
+    let codex = codex::find_real(&codex::Lookup { explicit: codex_arg.map(Path::to_path_buf), ..codex::Lookup::from_env(&config) })?;
     if let Some(acc) = Registry::load(paths)?.get(name) {
         let info = auth::inspect(&acc.auth_file())?;
         if info.logged_in && !relogin {

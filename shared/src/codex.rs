@@ -1,7 +1,8 @@
 //! Finding the real `codex` executable, never our own shim.
 
+use crate::config::Config;
 use anyhow::{bail, Result};
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -23,39 +24,90 @@ fn is_executable_file(p: &Path) -> bool {
 
 /// Where the real codex comes from, in order of precedence.
 #[derive(Debug, Default, Clone)]
-pub struct Lookup<'a> {
+pub struct Lookup {
     /// `--codex PATH`
-    pub explicit: Option<&'a Path>,
+    pub explicit: Option<PathBuf>,
     /// `$CODEX_HOTSWAP_REAL_CODEX`
-    pub env_override: Option<&'a OsStr>,
+    pub env_override: Option<OsString>,
     /// `real_codex` in config.json
-    pub configured: Option<&'a Path>,
+    pub configured: Option<PathBuf>,
     /// `$PATH`
-    pub path_var: Option<&'a OsStr>,
+    pub path_var: Option<OsString>,
     /// Executables to pass over (hs-run itself, …), compared by canonical path.
     pub skip: Vec<PathBuf>,
 }
 
+impl Lookup {
+    /// `real_codex` of `config`, `CODEX_HOTSWAP_REAL_CODEX` and `PATH` from `var` (the binaries
+    /// pass `std::env::var_os`; tests pass a map).
+    pub fn from_vars(config: &Config, var: impl Fn(&str) -> Option<OsString>) -> Lookup {
+        Lookup {
+            env_override: var("CODEX_HOTSWAP_REAL_CODEX"),
+            configured: config.real_codex.clone(),
+            path_var: var("PATH"),
+            ..Lookup::default()
+        }
+    }
+
+    /// `Lookup::from_vars(config, std::env::var_os)`.
+    pub fn from_env(config: &Config) -> Lookup {
+        Lookup::from_vars(config, |k| std::env::var_os(k))
+    }
+}
+
+/// Which setting named the real codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    Config,
+    Path,
+}
+
+impl Source {
+    /// `flag`, `env`, `config` or `path`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::Config => "config",
+            Source::Path => "path",
+        }
+    }
+}
+
+/// The real codex: an absolute path, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub from: Source,
+}
+
+/// What to say when no setting names a codex and PATH has none.
+pub const NOT_FOUND: &str =
+    "codex not found on PATH: install it (npm install -g @openai/codex) or set real_codex in config.json or CODEX_HOTSWAP_REAL_CODEX";
+
 /// Finds the real codex: `--codex`, `$CODEX_HOTSWAP_REAL_CODEX`, config `real_codex`, then the
-/// first `codex` on PATH that is not a shim.
-pub fn find_real(lookup: &Lookup) -> Result<PathBuf> {
+/// first `codex` on PATH that is neither a shim nor in `skip`. `None` when nothing names one and
+/// PATH has none; an error when a named one is missing or is the shim.
+pub fn locate(lookup: &Lookup) -> Result<Option<Found>> {
     let named = [
-        (lookup.explicit, "--codex"),
-        (lookup.env_override.map(Path::new), "CODEX_HOTSWAP_REAL_CODEX"),
-        (lookup.configured, "real_codex in config.json"),
+        (lookup.explicit.as_deref(), Source::Flag, "--codex"),
+        (lookup.env_override.as_deref().map(Path::new), Source::Env, "CODEX_HOTSWAP_REAL_CODEX"),
+        (lookup.configured.as_deref(), Source::Config, "real_codex in config.json"),
     ];
-    for (p, source) in named {
+    for (p, from, setting) in named {
         let Some(p) = p.filter(|p| !p.as_os_str().is_empty()) else { continue };
         if !is_executable_file(p) {
-            bail!("codex not found at {} (from {source}): no executable file there", p.display());
+            bail!("codex not found at {} (from {setting}): no executable file there", p.display());
         }
         if is_shim(p) {
-            bail!("{} (from {source}) is the codex-hotswap shim, not the real codex", p.display());
+            bail!("{} (from {setting}) is the codex-hotswap shim, not the real codex", p.display());
         }
-        return Ok(p.to_path_buf());
+        return Ok(Some(Found { path: std::path::absolute(p)?, from }));
     }
     let skip: Vec<PathBuf> = lookup.skip.iter().filter_map(|p| p.canonicalize().ok()).collect();
-    for dir in std::env::split_paths(lookup.path_var.unwrap_or_default()) {
+    for dir in std::env::split_paths(lookup.path_var.as_deref().unwrap_or_default()) {
         let cand = dir.join("codex");
         if !is_executable_file(&cand) || is_shim(&cand) {
             continue;
@@ -63,11 +115,17 @@ pub fn find_real(lookup: &Lookup) -> Result<PathBuf> {
         if cand.canonicalize().is_ok_and(|c| skip.contains(&c)) {
             continue;
         }
-        return Ok(cand);
+        return Ok(Some(Found { path: std::path::absolute(&cand)?, from: Source::Path }));
     }
-    bail!(
-        "codex not found on PATH: install it (npm install -g @openai/codex) or set real_codex in config.json or CODEX_HOTSWAP_REAL_CODEX"
-    )
+    Ok(None)
+}
+
+/// [`locate`], with "not found" as an error ([`NOT_FOUND`]).
+pub fn find_real(lookup: &Lookup) -> Result<PathBuf> {
+    match locate(lookup)? {
+        Some(found) => Ok(found.path),
+        None => bail!(NOT_FOUND),
+    }
 }
 
 #[cfg(test)]
@@ -88,15 +146,48 @@ mod tests {
         exe(&d.path().join("a"), "#!/bin/sh\n# codex-hotswap-shim\n");
         let real = exe(&d.path().join("b"), "#!/bin/sh\necho real\n");
         let path = std::env::join_paths([d.path().join("a"), d.path().join("b")]).unwrap();
-        let l = Lookup { path_var: Some(&path), ..Default::default() };
+        let l = Lookup { path_var: Some(path.clone()), ..Default::default() };
         assert_eq!(find_real(&l).unwrap(), real);
-        let l = Lookup { path_var: Some(&path), skip: vec![real.clone()], ..Default::default() };
+        let l = Lookup { path_var: Some(path.clone()), skip: vec![real.clone()], ..Default::default() };
         assert!(format!("{:#}", find_real(&l).unwrap_err()).starts_with("codex not found on PATH"));
+        assert_eq!(locate(&l).unwrap(), None);
         let shim = d.path().join("a/codex");
-        let l = Lookup { explicit: Some(&shim), ..Default::default() };
+        let l = Lookup { explicit: Some(shim), ..Default::default() };
         assert!(format!("{:#}", find_real(&l).unwrap_err()).contains("is the codex-hotswap shim"));
         let missing = d.path().join("nope");
-        let l = Lookup { configured: Some(&missing), path_var: Some(&path), ..Default::default() };
+        let l = Lookup { configured: Some(missing), path_var: Some(path), ..Default::default() };
         assert!(format!("{:#}", find_real(&l).unwrap_err()).contains("(from real_codex in config.json)"));
+    }
+
+    #[test]
+    fn env_then_config_then_path_each_named_as_its_source() {
+        let d = tempfile::tempdir().unwrap();
+        let (from_env, from_config, on_path) =
+            (exe(&d.path().join("e"), ""), exe(&d.path().join("c"), ""), exe(&d.path().join("p"), ""));
+        let config = Config { real_codex: Some(from_config.clone()), ..Config::default() };
+        let path = d.path().join("p").into_os_string();
+        let with_env = |k: &str| match k {
+            "CODEX_HOTSWAP_REAL_CODEX" => Some(from_env.clone().into_os_string()),
+            "PATH" => Some(path.clone()),
+            _ => None,
+        };
+        let without_env = |k: &str| (k == "PATH").then(|| path.clone());
+        let found = |l: Lookup| locate(&l).unwrap().unwrap();
+        assert_eq!(found(Lookup::from_vars(&config, with_env)), Found { path: from_env.clone(), from: Source::Env });
+        assert_eq!(found(Lookup::from_vars(&config, without_env)), Found { path: from_config, from: Source::Config });
+        assert_eq!(found(Lookup::from_vars(&Config::default(), without_env)), Found { path: on_path, from: Source::Path });
+    }
+
+    #[test]
+    fn a_relative_path_comes_back_absolute() {
+        let d = tempfile::tempdir().unwrap();
+        let real = exe(d.path(), "");
+        // `real` spelled relative to the current folder: up to / and down again
+        let up = std::env::current_dir().unwrap().components().count() - 1;
+        let rel: PathBuf = std::iter::repeat_n(Path::new(".."), up).collect::<PathBuf>().join(real.strip_prefix("/").unwrap());
+        assert!(rel.is_relative());
+        let found = locate(&Lookup { configured: Some(rel), ..Default::default() }).unwrap().unwrap();
+        assert!(found.path.is_absolute(), "{}", found.path.display());
+        assert_eq!(found.path.canonicalize().unwrap(), real.canonicalize().unwrap());
     }
 }

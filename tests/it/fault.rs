@@ -4,13 +4,12 @@
 //! `HS_FAULT_ITERATIONS` (default 200) sets how many kills the kill test lands on a live process;
 //! `HS_FAULT_SEED` replays one run (the seed is printed when a check fails).
 
-use crate::support::auth::{auth_json_for, mint_tokens, FakeAccount, Tokens};
-use crate::support::env::{bin, Run, TestEnv};
+use crate::support::auth::Tokens;
+use crate::support::env::{Run, TestEnv};
 use crate::support::tui::Tui;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,19 +29,8 @@ struct Accounts {
 impl Accounts {
     fn new(n: usize) -> Accounts {
         let mut t = TestEnv::new();
-        let mut tokens = Vec::new();
-        for i in 1..=n {
-            let name = format!("acc{i}");
-            t.run("hs-vault", &["add", &name]).ok();
-            let tok = mint_tokens(&FakeAccount::new(&name, "plus"));
-            let auth = vault_auth(&t, &name);
-            std::fs::write(&auth, auth_json_for(&tok)).unwrap();
-            std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
-            tokens.push((name, tok));
-        }
-        std::fs::create_dir_all(t.home.join(".codex")).unwrap();
-        t.set("CODEX_HOTSWAP_REAL_CODEX", bin("fake-codex"));
-        t.set("FAKE_CODEX_LOG", t.root().join("fake-codex.jsonl"));
+        let tokens = (1..=n).map(|i| format!("acc{i}")).map(|name| (name.clone(), t.add_logged_in(&name))).collect();
+        t.use_fake_codex();
         Accounts { t, tokens }
     }
 
@@ -78,7 +66,7 @@ impl Accounts {
     fn token_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, tok) in &self.tokens {
-            let auth = vault_auth(&self.t, name);
+            let auth = self.t.vault_auth(name);
             match serde_json::from_slice::<Value>(&std::fs::read(&auth).unwrap_or_default()) {
                 Err(e) => problems.push(format!("{} does not parse: {e}", auth.display())),
                 Ok(v) if v["tokens"]["refresh_token"] != tok.refresh_token.as_str() => {
@@ -91,7 +79,7 @@ impl Accounts {
             let Ok(bytes) = std::fs::read(&file) else { continue };
             for (name, tok) in &self.tokens {
                 let secrets = [&tok.refresh_token, &tok.access_token, &tok.id_token];
-                if file != vault_auth(&self.t, name) && secrets.iter().any(|s| contains(&bytes, s.as_bytes())) {
+                if file != self.t.vault_auth(name) && secrets.iter().any(|s| contains(&bytes, s.as_bytes())) {
                     problems.push(format!("a copy of {name}'s tokens in {}", file.display()));
                 }
             }
@@ -116,10 +104,6 @@ impl Accounts {
         assert_eq!((r.code, r.stdout.as_str()), (0, "fake answer to: after\n"), "{what}: next hs-run: {}", r.stderr);
         assert_eq!(self.runtime_entries(), Vec::<PathBuf>::new(), "{what}: the next hs-run left its overlay");
     }
-}
-
-fn vault_auth(t: &TestEnv, name: &str) -> PathBuf {
-    t.home.join(format!(".codex-{name}/auth.json"))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -206,7 +190,7 @@ fn kill_cycles(landed: &AtomicU64, total: u64, seed: u64) -> Tally {
     let a = Accounts::new(3);
     // the token check sees a copy (so its silence below means something)
     let copy = a.t.root().join("copy.json");
-    std::fs::copy(vault_auth(&a.t, "acc2"), &copy).unwrap();
+    std::fs::copy(a.t.vault_auth("acc2"), &copy).unwrap();
     assert_eq!(a.token_problems().len(), 1, "the token check sees a planted copy");
     std::fs::remove_file(&copy).unwrap();
     let mut rng = Rng(seed | 1);

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::support::auth::{leaked_markers, read_tokens, FakeAccount, Tokens};
 use crate::support::env::{Run, TestEnv};
-use crate::support::mock::{Behaviour, MockBackend, RequestRecord};
-use crate::support::tui::{codex_command, put_real_codex_on_path, real_codex_command, Tui};
+use crate::support::mock::{Behaviour, RequestRecord};
+use crate::support::real::RealWorld;
+use crate::support::tui::{put_real_codex_on_path, real_codex_command, Tui};
 
 /// Generous: the real codex starts in about a second, but CI machines are busy.
 const WAIT: Duration = Duration::from_secs(60);
@@ -15,39 +16,10 @@ const WAIT: Duration = Duration::from_secs(60);
 const READY: &str = "Ask Codex to do anything";
 const LIMIT_PLUS: &str = "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at";
 
-/// A sealed environment with a mock backend and a work folder the codex homes trust.
-struct Setup {
-    env: TestEnv,
-    mock: MockBackend,
-    work: PathBuf,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let env = TestEnv::new();
-        let mock = MockBackend::start(&env.root().join("mock"));
-        let work = env.root().join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        Setup { env, mock, work }
-    }
-
-    /// A CODEX_HOME logged in as `acct`, trusting the work folder.
-    fn home(&self, acct: &FakeAccount) -> PathBuf {
-        let dir = self.env.root().join(format!("codex-{}", acct.account_id));
-        self.mock.codex_home(&dir, acct, &[&self.work])
-    }
-
-    fn tui(&self, home: &Path) -> Tui {
-        let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
-        cmd.arg("--no-daemon");
-        Tui::spawn(cmd, 30, 100)
-    }
-
-    fn exec(&self, home: &Path, prompt: &str) -> Run {
-        let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
-        cmd.args(["exec", "--skip-git-repo-check", prompt]);
-        Run::from(cmd.output().expect("run codex exec"))
-    }
+/// A CODEX_HOME of its own under the test's root, logged in as `acct`, trusting the work folder.
+fn codex_home(s: &RealWorld, acct: &FakeAccount) -> PathBuf {
+    let dir = s.env.root().join(format!("codex-{}", acct.account_id));
+    s.mock.codex_home(&dir, acct, &[&s.work])
 }
 
 fn tokens_in(home: &Path) -> Tokens {
@@ -87,7 +59,7 @@ fn maybe_capture(tui: &Tui, name: &str) {
 
 /// Submits `prompt` and waits for the turn carrying it to reach the mock.
 #[track_caller]
-fn submit_turn(s: &Setup, tui: &Tui, prompt: &str) -> RequestRecord {
+fn submit_turn(s: &RealWorld, tui: &Tui, prompt: &str) -> RequestRecord {
     tui.expect_text(READY, WAIT);
     tui.submit(prompt);
     s.mock
@@ -97,10 +69,10 @@ fn submit_turn(s: &Setup, tui: &Tui, prompt: &str) -> RequestRecord {
 
 #[test]
 fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
-    let s = Setup::new();
+    let s = RealWorld::new(&[]);
     let one = FakeAccount::new("one", "plus");
     let two = FakeAccount::new("two", "plus");
-    let (home1, home2) = (s.home(&one), s.home(&two));
+    let (home1, home2) = (codex_home(&s, &one), codex_home(&s, &two));
     s.mock.set_behaviour(&one.account_id, Behaviour::Answer("Hello from account one".into()));
     let resets_at = chrono::Utc::now().timestamp() + 3 * 3600;
     s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("plus", resets_at));
@@ -142,15 +114,15 @@ fn tui_answers_on_one_account_then_shows_the_usage_limit_on_another() {
 
 #[test]
 fn exec_answers_and_reports_the_usage_limit() {
-    let s = Setup::new();
+    let s = RealWorld::new(&[]);
     let one = FakeAccount::new("one", "pro");
     let two = FakeAccount::new("two", "free");
-    let (home1, home2) = (s.home(&one), s.home(&two));
+    let (home1, home2) = (codex_home(&s, &one), codex_home(&s, &two));
     s.mock.set_behaviour(&two.account_id, Behaviour::usage_limit("free", chrono::Utc::now().timestamp() + 600));
 
-    let ok = s.exec(&home1, "exec question").ok();
+    let ok = s.exec(&home1, &["exec question"]).ok();
     assert!(ok.stdout.contains("mock answer 1"), "{ok:?}");
-    let limited = s.exec(&home2, "exec question two").code(1);
+    let limited = s.exec(&home2, &["exec question two"]).code(1);
     assert!(
         limited.stderr.contains("ERROR: You’ve hit your usage limit. Upgrade to Plus to continue using Codex"),
         "{limited:?}"
@@ -170,13 +142,13 @@ fn exec_answers_and_reports_the_usage_limit() {
 
 #[test]
 fn exec_refreshes_an_expiring_access_token_and_writes_the_new_tokens_back() {
-    let s = Setup::new();
+    let s = RealWorld::new(&[]);
     let acct = FakeAccount::new("soon", "plus").expiring_in(60);
-    let home = s.home(&acct);
+    let home = codex_home(&s, &acct);
     let before = tokens_in(&home);
     let stale_copy = std::fs::read_to_string(home.join("auth.json")).unwrap();
 
-    let ok = s.exec(&home, "refresh please").ok();
+    let ok = s.exec(&home, &["refresh please"]).ok();
     assert!(ok.stdout.contains("mock answer"), "{ok:?}");
     let refreshes: Vec<_> = s.mock.requests().into_iter().filter(RequestRecord::is_refresh).collect();
     assert_eq!(refreshes.len(), 1, "{refreshes:?}");
@@ -191,7 +163,7 @@ fn exec_refreshes_an_expiring_access_token_and_writes_the_new_tokens_back() {
     // A stale copy of auth.json holds a consumed refresh token: the mock refuses it like the real one.
     std::fs::write(home.join("auth.json"), stale_copy).unwrap();
     let from = s.mock.requests().len();
-    let failed = s.exec(&home, "with a stale copy");
+    let failed = s.exec(&home, &["with a stale copy"]);
     let reused = s
         .mock
         .wait_for_from(from, RequestRecord::is_refresh, Duration::ZERO)

@@ -1,7 +1,6 @@
 //! hs-overlay in a sealed HOME (and, further down, with the real codex against the mock backend).
 
 use crate::support::env::TestEnv;
-use crate::support::auth::{auth_json_for, mint_tokens, FakeAccount};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,11 +15,10 @@ fn mode(p: &Path) -> u32 {
 fn env_with(accounts: &[(&str, bool)]) -> TestEnv {
     let t = TestEnv::new();
     for (name, logged_in) in accounts {
-        t.run("hs-vault", &["add", name]).ok();
         if *logged_in {
-            let auth = t.home.join(format!(".codex-{name}/auth.json"));
-            fs::write(&auth, auth_json_for(&mint_tokens(&FakeAccount::new(name, "plus")))).unwrap();
-            fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+            t.add_logged_in(name);
+        } else {
+            t.run("hs-vault", &["add", name]).ok();
         }
     }
     t
@@ -32,10 +30,6 @@ fn shared(t: &TestEnv) -> PathBuf {
 
 fn runtime(t: &TestEnv) -> PathBuf {
     t.state_dir().join("runtime")
-}
-
-fn vault_auth(t: &TestEnv, name: &str) -> PathBuf {
-    t.home.join(format!(".codex-{name}/auth.json"))
 }
 
 /// `hs-overlay create`, owned by `owner`; returns the one JSON line.
@@ -120,7 +114,7 @@ fn create_links_the_shared_store_and_the_vault() {
     assert_eq!(mode(&ov.join(".hs-overlay.json")), 0o600);
 
     // auth.json: a link to the one real file in the vault
-    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), t.vault_auth("acc1"));
     // shared entries linked, folders pre-created, files codex will create linked before they exist
     let real = sh.canonicalize().unwrap();
     for name in [
@@ -174,7 +168,7 @@ fn create_refuses_bad_accounts_and_registries() {
     assert!(e.contains("'acc2'") && e.contains("hs-vault login acc2"), "{e}");
 
     // a dangling auth.json link in the vault is no login either
-    std::os::unix::fs::symlink(t.home.join("gone.json"), vault_auth(&t, "acc2")).unwrap();
+    std::os::unix::fs::symlink(t.home.join("gone.json"), t.vault_auth("acc2")).unwrap();
     let e = one_line_error(&t.run("hs-overlay", &["create", "--account", "acc2", "--owner-pid", &me])).to_string();
     assert!(e.contains("hs-vault login acc2"), "{e}");
 
@@ -205,7 +199,7 @@ fn create_refuses_bad_accounts_and_registries() {
 #[test]
 fn swap_replaces_the_link_atomically() {
     let t = env_with(&[("acc1", true), ("acc2", true), ("acc3", false)]);
-    let vaults = ["acc1", "acc2"].map(|a| fs::read(vault_auth(&t, a)).unwrap());
+    let vaults = ["acc1", "acc2"].map(|a| fs::read(t.vault_auth(a)).unwrap());
     let v = create(&t, "acc1", std::process::id());
     let ov = path_of(&v);
     let r = t.run("hs-overlay", &["swap", ov.to_str().unwrap(), "--account", "acc2"]).ok();
@@ -214,7 +208,7 @@ fn swap_replaces_the_link_atomically() {
     assert_eq!(s["id"], v["id"]);
     assert_eq!(s["account"], "acc2");
     assert_eq!(s["previous_account"], "acc1");
-    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc2"));
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), t.vault_auth("acc2"));
     assert_eq!(meta(&ov)["account"], "acc2");
     assert!(names_in(&ov).iter().all(|n| !n.contains("auth-link")), "no temp link left");
 
@@ -222,13 +216,13 @@ fn swap_replaces_the_link_atomically() {
     let id = v["id"].as_str().unwrap();
     let e = one_line_error(&t.run("hs-overlay", &["swap", id, "--account", "acc3"])).to_string();
     assert!(e.contains("hs-vault login acc3"), "{e}");
-    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc2"));
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), t.vault_auth("acc2"));
     let e = one_line_error(&t.run("hs-overlay", &["swap", "no-such-id", "--account", "acc1"])).to_string();
     assert!(e.contains("no overlay no-such-id"), "{e}");
     t.run("hs-overlay", &["swap", id, "--account", "acc1"]).ok();
-    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+    assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), t.vault_auth("acc1"));
     // every vault file is as it was
-    assert_eq!(vaults, ["acc1", "acc2"].map(|a| fs::read(vault_auth(&t, a)).unwrap()));
+    assert_eq!(vaults, ["acc1", "acc2"].map(|a| fs::read(t.vault_auth(a)).unwrap()));
 }
 
 #[test]
@@ -237,7 +231,7 @@ fn destroy_moves_what_codex_made_and_keeps_conflicts() {
     let sh = shared(&t);
     fs::create_dir_all(&sh).unwrap();
     fs::write(sh.join("config.toml"), "shared = 1\n").unwrap();
-    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let vault_before = fs::read(t.vault_auth("acc1")).unwrap();
     let v = create(&t, "acc1", std::process::id());
     let ov = path_of(&v);
     let id = v["id"].as_str().unwrap().to_string();
@@ -275,7 +269,7 @@ fn destroy_moves_what_codex_made_and_keeps_conflicts() {
     assert!(sh.join("sessions/2026/11/24/rollout-x.jsonl").is_file());
     assert!(sh.join("new_cache.json").is_file() && sh.join("plugins/p1/x").is_file());
     assert!(!sh.join("tmp").exists() && !sh.join("auth.lock").exists());
-    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before, "vault untouched");
+    assert_eq!(fs::read(t.vault_auth("acc1")).unwrap(), vault_before, "vault untouched");
 
     // gone means gone
     let e = one_line_error(&t.run("hs-overlay", &["destroy", &id])).to_string();
@@ -305,7 +299,7 @@ fn destroy_refuses_paths_outside_the_runtime_root() {
         let e = one_line_error(&r);
         assert!(e.contains("refusing") || e.contains("no overlay"), "{target}: {e}");
     }
-    assert!(sh.join("sessions").is_dir() && vault_auth(&t, "acc1").is_file() && path_of(&v).is_dir());
+    assert!(sh.join("sessions").is_dir() && t.vault_auth("acc1").is_file() && path_of(&v).is_dir());
     // a relative path inside the root works (resolved against the current folder = HOME)
     let rel = path_of(&v).strip_prefix(&t.home).unwrap().to_str().unwrap().to_string();
     t.run("hs-overlay", &["destroy", &rel]).ok();
@@ -315,12 +309,12 @@ fn destroy_refuses_paths_outside_the_runtime_root() {
 #[test]
 fn links_into_a_vault_are_removed_as_links() {
     let t = env_with(&[("acc1", true)]);
-    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let vault_before = fs::read(t.vault_auth("acc1")).unwrap();
     let v = create(&t, "acc1", std::process::id());
     let root = runtime(&t);
     // a link in the runtime root pointing at the vault, and one at the vault's auth file
     std::os::unix::fs::symlink(t.home.join(".codex-acc1"), root.join("evil")).unwrap();
-    std::os::unix::fs::symlink(vault_auth(&t, "acc1"), root.join("evil2")).unwrap();
+    std::os::unix::fs::symlink(t.vault_auth("acc1"), root.join("evil2")).unwrap();
     // and inside an overlay, a folder link into the vault next to the auth link
     std::os::unix::fs::symlink(t.home.join(".codex-acc1"), path_of(&v).join("vault-link")).unwrap();
 
@@ -333,7 +327,7 @@ fn links_into_a_vault_are_removed_as_links() {
     assert_eq!(summary["type"], "gc");
     assert_eq!(summary["links_removed"], 1);
     assert!(names_in(&root).is_empty(), "{:?}", names_in(&root));
-    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    assert_eq!(fs::read(t.vault_auth("acc1")).unwrap(), vault_before);
     assert_eq!(names_in(&t.home.join(".codex-acc1")), vec!["auth.json"]);
 }
 
@@ -392,7 +386,7 @@ fn gc_follows_the_owner_pid_and_its_start_time() {
     assert_eq!(bare_report["leftovers"][0]["entry"], "stray.txt");
     assert!(!shared(&t).join("stray.txt").exists());
     assert!(t.state_dir().join("leftovers/20260101-000000-crash1/stray.txt").is_file());
-    assert!(vault_auth(&t, "acc1").is_file());
+    assert!(t.vault_auth("acc1").is_file());
     stop(alive);
     stop(reused);
     let r = t.run("hs-overlay", &["gc"]).ok();
@@ -428,7 +422,7 @@ fn an_overlay_in_use_is_kept_and_destroy_needs_force() {
 #[test]
 fn a_destroy_cut_short_is_finished_by_gc() {
     let t = env_with(&[("acc1", true)]);
-    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let vault_before = fs::read(t.vault_auth("acc1")).unwrap();
     let v = create(&t, "acc1", std::process::id());
     let ov = path_of(&v);
     // as if killed half-way through destroy: state destroying, some links already gone
@@ -441,7 +435,7 @@ fn a_destroy_cut_short_is_finished_by_gc() {
     assert_eq!(lines[0]["id"], v["id"]);
     assert_eq!(lines[0]["moved"], serde_json::json!(["made_by_codex"]));
     assert!(!ov.exists());
-    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    assert_eq!(fs::read(t.vault_auth("acc1")).unwrap(), vault_before);
     // a half-made overlay cannot be swapped
     let v = create(&t, "acc1", std::process::id());
     set_meta(&path_of(&v), |m| m["state"] = "creating".into());
@@ -466,7 +460,7 @@ fn killed_after(t: &TestEnv, args: &[&str], delay: std::time::Duration) {
 #[test]
 fn kill_9_at_any_moment_leaves_the_vault_intact_and_gc_finishes_the_job() {
     let t = env_with(&[("acc1", true)]);
-    let vault_before = fs::read(vault_auth(&t, "acc1")).unwrap();
+    let vault_before = fs::read(t.vault_auth("acc1")).unwrap();
     let me = std::process::id().to_string();
     let root = runtime(&t);
     // Whenever the kill lands (before, during or after the work), the same must hold afterwards.
@@ -489,11 +483,11 @@ fn kill_9_at_any_moment_leaves_the_vault_intact_and_gc_finishes_the_job() {
     for i in t.run("hs-overlay", &["list", "--json"]).ok().json_lines() {
         assert_eq!(i["state"], "ready", "{i}");
         let ov = PathBuf::from(i["path"].as_str().unwrap());
-        assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), vault_auth(&t, "acc1"));
+        assert_eq!(fs::read_link(ov.join("auth.json")).unwrap(), t.vault_auth("acc1"));
         t.run("hs-overlay", &["destroy", i["id"].as_str().unwrap()]).ok();
     }
     assert!(names_in(&root).is_empty(), "{:?}", names_in(&root));
-    assert_eq!(fs::read(vault_auth(&t, "acc1")).unwrap(), vault_before);
+    assert_eq!(fs::read(t.vault_auth("acc1")).unwrap(), vault_before);
     assert_eq!(names_in(&t.home.join(".codex-acc1")), vec!["auth.json"]);
     assert!(!t.state_dir().join("leftovers").exists(), "{:?}", names_in(&t.state_dir().join("leftovers")));
     // every file codex made reached the shared store exactly once
@@ -615,9 +609,10 @@ fn help_describes_every_command() {
 /// With the real codex 0.169.0 against the mock backend (the "done when" 1–3).
 mod real_codex {
     use super::names_in;
-    use crate::support::auth::{read_tokens, FakeAccount, Tokens};
-    use crate::support::env::{Run, TestEnv};
-    use crate::support::mock::{MockBackend, RequestRecord};
+    use crate::support::auth::FakeAccount;
+    use crate::support::env::Run;
+    use crate::support::mock::RequestRecord;
+    use crate::support::real::{name, RealWorld};
     use crate::support::tui::{codex_command, Tui};
     use serde_json::Value;
     use std::fs;
@@ -628,40 +623,8 @@ mod real_codex {
     /// The composer placeholder: the TUI is ready for a prompt.
     const READY: &str = "Ask Codex to do anything";
 
-    /// A sealed HOME whose shared store (`~/.codex`) points codex at the mock, with the given
-    /// accounts registered by hs-vault and logged in (in their vaults) with tokens the mock issued.
-    struct World {
-        env: TestEnv,
-        mock: MockBackend,
-        work: PathBuf,
-    }
-
-    impl World {
-        fn new(accounts: &[&FakeAccount]) -> World {
-            let env = TestEnv::new();
-            let mock = MockBackend::start(&env.root().join("mock"));
-            let work = env.root().join("work");
-            fs::create_dir_all(&work).unwrap();
-            mock.write_codex_config(&env.home.join(".codex"), &[&work]);
-            for a in accounts {
-                env.run("hs-vault", &["add", name(a)]).ok();
-                mock.login(&env.home.join(format!(".codex-{}", name(a))), a);
-            }
-            World { env, mock, work }
-        }
-
-        fn shared(&self) -> PathBuf {
-            self.env.home.join(".codex")
-        }
-
-        fn vault_auth(&self, a: &FakeAccount) -> PathBuf {
-            self.env.home.join(format!(".codex-{}/auth.json", name(a)))
-        }
-
-        fn tokens(&self, a: &FakeAccount) -> Tokens {
-            read_tokens(&fs::read_to_string(self.vault_auth(a)).unwrap()).expect("vault auth.json holds tokens")
-        }
-
+    /// Overlays in the real-codex world.
+    impl RealWorld {
         /// `hs-overlay create` for `a`, owned by the test process: `(id, path)`.
         fn overlay(&self, a: &FakeAccount) -> (String, PathBuf) {
             let me = std::process::id().to_string();
@@ -691,12 +654,6 @@ mod real_codex {
             d
         }
 
-        fn exec(&self, home: &Path, args: &[&str]) -> Run {
-            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
-            cmd.args(["exec", "--skip-git-repo-check"]).args(args);
-            Run::from(cmd.output().expect("run codex exec"))
-        }
-
         /// The turn that carries `prompt` (waiting for it); the screens of `tuis` if none comes.
         fn turn_with(&self, prompt: &str, tuis: &[&Tui]) -> RequestRecord {
             self.mock.wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT).unwrap_or_else(|| {
@@ -704,16 +661,6 @@ mod real_codex {
                 panic!("no turn for {prompt:?}\n{}", screens.join("\n"))
             })
         }
-
-        fn tui(&self, home: &Path) -> Tui {
-            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
-            cmd.arg("--no-daemon");
-            Tui::spawn(cmd, 30, 100)
-        }
-    }
-
-    fn name(a: &FakeAccount) -> &str {
-        a.account_id.trim_start_matches("acct-")
     }
 
     /// The `session id: <uuid>` that `codex exec` prints on stderr.
@@ -760,7 +707,7 @@ mod real_codex {
     #[test]
     fn a_refresh_in_an_overlay_lands_in_the_vault_only() {
         let acct = FakeAccount::new("soon", "plus").expiring_in(60);
-        let w = World::new(&[&acct]);
+        let w = RealWorld::new(&[&acct]);
         let before = w.tokens(&acct);
         let (id, ov) = w.overlay(&acct);
 
@@ -799,7 +746,7 @@ mod real_codex {
     }
 
     /// The refresh requests so far: `(refresh token sent, status)`.
-    fn refreshes(w: &World) -> Vec<(String, u16)> {
+    fn refreshes(w: &RealWorld) -> Vec<(String, u16)> {
         w.mock
             .requests()
             .iter()
@@ -817,7 +764,7 @@ mod real_codex {
     #[test]
     fn a_running_session_recovers_the_tokens_another_session_refreshed() {
         let acct = FakeAccount::new("shared", "plus").expiring_in(60);
-        let w = World::new(&[&acct]);
+        let w = RealWorld::new(&[&acct]);
         let before = w.tokens(&acct);
         let (_, ov1) = w.overlay(&acct);
         let (_, ov2) = w.overlay(&acct);
@@ -850,7 +797,7 @@ mod real_codex {
     #[test]
     fn two_sessions_of_one_account_starting_together_keep_one_token_chain() {
         let acct = FakeAccount::new("shared", "plus").expiring_in(60);
-        let w = World::new(&[&acct]);
+        let w = RealWorld::new(&[&acct]);
         let before = w.tokens(&acct);
         let (_, ov1) = w.overlay(&acct);
         let (_, ov2) = w.overlay(&acct);
@@ -874,7 +821,7 @@ mod real_codex {
     #[test]
     fn two_overlays_on_two_accounts_at_once() {
         let (one, two) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "pro"));
-        let w = World::new(&[&one, &two]);
+        let w = RealWorld::new(&[&one, &two]);
         let (id1, ov1) = w.overlay(&one);
         let (id2, ov2) = w.overlay(&two);
         let (tui1, tui2) = (w.tui(&ov1), w.tui(&ov2));
@@ -914,7 +861,7 @@ mod real_codex {
     fn sessions_resume_across_overlays_and_the_plain_home() {
         let (one, two, plain) =
             (FakeAccount::new("one", "plus"), FakeAccount::new("two", "plus"), FakeAccount::new("plain", "plus"));
-        let w = World::new(&[&one, &two]);
+        let w = RealWorld::new(&[&one, &two]);
         // the plain ~/.codex has its own login
         w.mock.login(&w.shared(), &plain);
 
@@ -957,7 +904,7 @@ mod real_codex {
         let one = FakeAccount::new("one", "plus");
         let plain = FakeAccount::new("plain", "plus");
         for how in ["env", "config"] {
-            let mut w = World::new(&[&one]);
+            let mut w = RealWorld::new(&[&one]);
             w.mock.login(&w.shared(), &plain);
             let db_dir = w.env.root().join(format!("db-{how}"));
             fs::create_dir_all(&db_dir).unwrap();
@@ -980,7 +927,7 @@ mod real_codex {
     }
 
     /// Runs a TUI session in `home`, sends `prompt`, waits for the answer; returns the session id.
-    fn tui_session(w: &World, home: &Path, prompt: &str) -> String {
+    fn tui_session(w: &RealWorld, home: &Path, prompt: &str) -> String {
         let tui = w.tui(home);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit(prompt);
@@ -991,7 +938,7 @@ mod real_codex {
 
     /// Opens the `codex resume` picker in `home`, waits for `preview` in the list, picks it and
     /// sends `prompt`: the turn must continue `session`.
-    fn resume_with_picker(w: &World, home: &Path, preview: &str, session: &str, prompt: &str) {
+    fn resume_with_picker(w: &RealWorld, home: &Path, preview: &str, session: &str, prompt: &str) {
         let mut cmd = codex_command(&w.env, &w.mock, home, &w.work);
         cmd.args(["--no-daemon", "resume"]);
         let tui = Tui::spawn(cmd, 30, 120);
@@ -1007,7 +954,7 @@ mod real_codex {
     #[test]
     fn the_resume_picker_sees_sessions_of_overlays_and_of_the_plain_home() {
         let one = FakeAccount::new("one", "plus");
-        let w = World::new(&[&one]);
+        let w = RealWorld::new(&[&one]);
         // the plain ~/.codex uses the same account, through a link to its vault (hs-vault import)
         std::os::unix::fs::symlink(w.vault_auth(&one), w.shared().join("auth.json")).unwrap();
 

@@ -2,9 +2,7 @@
 
 use crate::support::env::{bin, TestEnv};
 use crate::support::tui::Tui;
-use crate::support::auth::{auth_json_for, mint_tokens, FakeAccount};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,16 +20,9 @@ impl Env {
     fn new(accounts: usize) -> Env {
         let mut t = TestEnv::new();
         for i in 1..=accounts {
-            let name = format!("acc{i}");
-            t.run("hs-vault", &["add", &name]).ok();
-            let auth = t.home.join(format!(".codex-{name}/auth.json"));
-            std::fs::write(&auth, auth_json_for(&mint_tokens(&FakeAccount::new(&name, "plus")))).unwrap();
-            std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+            t.add_logged_in(&format!("acc{i}"));
         }
-        std::fs::create_dir_all(t.home.join(".codex")).unwrap();
-        let log = t.root().join("fake-codex.jsonl");
-        t.set("FAKE_CODEX_LOG", &log);
-        t.set("CODEX_HOTSWAP_REAL_CODEX", bin("fake-codex"));
+        let log = t.use_fake_codex();
         Env { t, log }
     }
 
@@ -506,15 +497,12 @@ fn other_commands_go_straight_to_codex_with_the_users_environment() {
 fn real_codex_lookup_skips_the_shim_and_says_how_to_fix_a_missing_one() {
     let mut e = Env::new(1);
     e.t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
-    let shim_dir = e.t.root().join("shim");
-    let real_dir = e.t.root().join("real");
-    for d in [&shim_dir, &real_dir] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
-    // without a real codex on PATH: one line, exit 2, nothing left behind
     let base = e.t.vars["PATH"].to_string_lossy().into_owned();
-    e.t.set("PATH", format!("{}:{base}", shim_dir.display()));
+    let shim = e.t.put_shim_on_path();
+    let shim_dir = shim.parent().unwrap();
+    let real_dir = e.t.root().join("real");
+    std::fs::create_dir_all(&real_dir).unwrap();
+    // without a real codex on PATH: one line, exit 2, nothing left behind
     let r = e.t.run("hs-run", &["--", "exec", "x"]).code(2);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("hs-run: codex not found on PATH: install it"), "{}", r.stderr);
@@ -647,46 +635,28 @@ fn help_describes_options_and_exit_codes() {
 
 mod real {
     use super::*;
-    use crate::support::mock::{real_codex, real_codex_path, Behaviour, MockBackend, RequestRecord};
+    use crate::support::auth::FakeAccount;
+    use crate::support::mock::{Behaviour, RequestRecord};
+    use crate::support::real::RealWorld;
 
     const WAIT: Duration = Duration::from_secs(90);
     const READY: &str = "Ask Codex to do anything";
 
-    /// Accounts acc1..acc3 logged in at the mock (vaults by hs-vault), the shared store's
-    /// config.toml pointing at the mock, acc1 at its usage limit, acc2 and acc3 answering.
-    struct Real {
-        t: TestEnv,
-        mock: MockBackend,
-        work: PathBuf,
+    /// Accounts acc1..acc3 logged in at the mock, acc1 at its usage limit, acc2 and acc3
+    /// answering; hs-run runs the real codex.
+    fn world() -> RealWorld {
+        let [a1, a2, a3] = ["acc1", "acc2", "acc3"].map(|n| FakeAccount::new(n, "plus"));
+        let w = RealWorld::new(&[&a1, &a2, &a3]).with_hs_run();
+        w.mock.set_behaviour("acct-acc1", Behaviour::usage_limit("plus", chrono::Utc::now().timestamp() + 3 * 3600));
+        w.mock.set_behaviour("acct-acc2", Behaviour::Answer("Hello from acc2".into()));
+        w.mock.set_behaviour("acct-acc3", Behaviour::Answer("Hello from acc3".into()));
+        w
     }
 
-    impl Real {
-        fn new() -> Real {
-            let mut t = TestEnv::new();
-            let mock = MockBackend::start(&t.root().join("mock"));
-            let work = t.root().join("work");
-            std::fs::create_dir_all(&work).unwrap();
-            for name in ["acc1", "acc2", "acc3"] {
-                t.run("hs-vault", &["add", name]).ok();
-                mock.login(&t.home.join(format!(".codex-{name}")), &FakeAccount::new(name, "plus"));
-            }
-            mock.write_codex_config(&t.home.join(".codex"), &[&work]);
-            mock.set_behaviour("acct-acc1", Behaviour::usage_limit("plus", chrono::Utc::now().timestamp() + 3 * 3600));
-            mock.set_behaviour("acct-acc2", Behaviour::Answer("Hello from acc2".into()));
-            mock.set_behaviour("acct-acc3", Behaviour::Answer("Hello from acc3".into()));
-            let path = real_codex_path(&t.vars["PATH"].to_string_lossy());
-            t.set("PATH", path);
-            t.set("CODEX_HOTSWAP_REAL_CODEX", real_codex());
-            for (k, v) in mock.codex_env() {
-                t.set(&k, v);
-            }
-            let log = t.root().join("hs-run.log");
-            t.set("CODEX_HOTSWAP_LOG", log);
-            Real { t, mock, work }
-        }
-
+    /// hs-run in the real-codex world.
+    impl RealWorld {
         fn hs_run(&self) -> std::process::Command {
-            let mut c = self.t.cmd("hs-run");
+            let mut c = self.env.cmd("hs-run");
             c.current_dir(&self.work);
             c
         }
@@ -711,15 +681,6 @@ mod real {
             (first, next)
         }
 
-        fn requests_summary(&self) -> String {
-            self.mock
-                .requests()
-                .iter()
-                .map(|r| format!("{} {} {:?} {:?} {}", r.at, r.kind, r.account_id, r.session_id, r.status))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-
         #[track_caller]
         fn assert_acc3_untouched(&self) {
             let acc3: Vec<_> = self.mock.requests().into_iter().filter(|r| r.account_id.as_deref() == Some("acct-acc3")).collect();
@@ -727,19 +688,9 @@ mod real {
         }
     }
 
-    impl Drop for Real {
-        /// On failure: what hs-run logged and what the mock saw.
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                let log = std::fs::read_to_string(self.t.root().join("hs-run.log")).unwrap_or_default();
-                eprintln!("---- hs-run log\n{log}---- mock requests\n{}", self.requests_summary());
-            }
-        }
-    }
-
     #[test]
     fn real_tui_moves_the_session_to_acc2_on_a_usage_limit() {
-        let r = Real::new();
+        let r = world();
         let tui = Tui::spawn(r.hs_run(), 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("first question");
@@ -755,7 +706,7 @@ mod real {
         // (a tty in cooked mode would echo them as `^[[?62;22c`)
         assert!(!raw[notice.unwrap()..].contains("^[["), "{raw}");
         r.assert_acc3_untouched();
-        let swaps = swaps(&r.t);
+        let swaps = swaps(&r.env);
         assert_eq!(swaps.len(), 1, "{swaps:?}");
         assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str()), (Some("acc1"), Some("acc2")));
         // quit codex the way a user does: hs-run ends with codex's code and cleans up
@@ -765,7 +716,7 @@ mod real {
         tui.send(b"\x03");
         let st = tui.wait_exit(WAIT).expect("hs-run exits when codex does");
         assert_eq!(st.code(), Some(0), "{}", tui.screen());
-        assert_no_overlay(&r.t);
+        assert_no_overlay(&r.env);
         let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
         assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
     }
@@ -773,7 +724,7 @@ mod real {
     /// acc1 and acc2 both at their limit: the session goes acc1 → acc2 → acc3, one switch per
     /// limit, although the resumed TUI redraws the earlier banners each time.
     fn two_switches(acc2_reset_offset: i64) {
-        let r = Real::new();
+        let r = world();
         let acc1_reset = chrono::Utc::now().timestamp() + 3 * 3600;
         r.mock.set_behaviour("acct-acc1", Behaviour::usage_limit("plus", acc1_reset));
         r.mock.set_behaviour("acct-acc2", Behaviour::usage_limit("plus", acc1_reset + acc2_reset_offset));
@@ -785,7 +736,7 @@ mod real {
         let seen: Vec<_> = turns.iter().map(|t| (t.account_id.clone().unwrap_or_default(), t.status)).collect();
         assert_eq!(seen, [("acct-acc1".to_string(), 429), ("acct-acc2".to_string(), 429), ("acct-acc3".to_string(), 200)]);
         assert!(turns.iter().all(|t| t.session_id.is_some() && t.session_id == turns[0].session_id), "one session: {turns:?}");
-        let swaps = swaps(&r.t);
+        let swaps = swaps(&r.env);
         let pairs: Vec<_> = swaps.iter().map(|s| (s["from"].as_str().unwrap(), s["to"].as_str().unwrap())).collect();
         assert_eq!(pairs, [("acc1", "acc2"), ("acc2", "acc3")]);
     }
@@ -804,7 +755,7 @@ mod real {
 
     #[test]
     fn real_tui_all_accounts_out_exits_75_with_the_list() {
-        let r = Real::new();
+        let r = world();
         for (i, a) in ["acct-acc1", "acct-acc2", "acct-acc3"].iter().enumerate() {
             r.mock.set_behaviour(a, Behaviour::usage_limit("plus", chrono::Utc::now().timestamp() + 3600 * (i as i64 + 1)));
         }
@@ -820,17 +771,17 @@ mod real {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(tui.screen_has("codex-hotswap: every account has hit its usage limit:"), "{}", tui.screen());
         assert_eq!(r.mock.turns().len(), 3, "one turn per account");
-        assert_no_overlay(&r.t);
+        assert_no_overlay(&r.env);
     }
 
     /// The facts hs-run's session-id lookup stands on: with Node 20 the npm launcher runs the
     /// native codex as a child, and that child holds the session's rollout open for writing.
     #[test]
     fn real_codex_holds_its_rollout_open_in_a_child_of_the_launcher() {
-        let r = Real::new();
-        let home = r.t.state_dir().join("plain-home");
+        let r = world();
+        let home = r.env.state_dir().join("plain-home");
         r.mock.codex_home(&home, &FakeAccount::new("acc2", "plus"), &[&r.work]);
-        let mut cmd = crate::support::tui::codex_command(&r.t, &r.mock, &home, &r.work);
+        let mut cmd = crate::support::tui::codex_command(&r.env, &r.mock, &home, &r.work);
         cmd.arg("--no-daemon");
         let tui = Tui::spawn(cmd, 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
@@ -852,14 +803,10 @@ mod real {
 
     #[test]
     fn real_exec_through_the_shim_moves_the_session_to_acc2_without_a_terminal() {
-        let mut r = Real::new();
+        let mut r = world();
         // plain `codex` is the codex-hotswap shim, which runs hs-run
-        let shim_dir = r.t.root().join("shim");
-        std::fs::create_dir_all(&shim_dir).unwrap();
-        std::fs::copy(crate::support::env::repo_root().join("shell/codex"), shim_dir.join("codex")).unwrap();
-        let path = format!("{}:{}", shim_dir.display(), r.t.vars["PATH"].to_string_lossy());
-        r.t.set("PATH", path);
-        let mut cmd = r.t.cmd(shim_dir.join("codex").to_str().unwrap());
+        let shim = r.env.put_shim_on_path();
+        let mut cmd = r.env.cmd(shim.to_str().unwrap());
         let out = cmd.current_dir(&r.work).args(["exec", "--skip-git-repo-check", "exec question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
@@ -867,12 +814,12 @@ mod real {
         assert!(stdout.contains("Hello from acc2"), "{stdout}");
         assert!(stderr.contains("codex-hotswap: acc1 hit its usage limit (back at "), "{stderr}");
         r.assert_acc3_untouched();
-        assert_no_overlay(&r.t);
+        assert_no_overlay(&r.env);
     }
 
     #[test]
     fn real_exec_json_moves_the_session_to_acc2() {
-        let r = Real::new();
+        let r = world();
         let out = r
             .hs_run()
             .args(["--", "exec", "--json", "--skip-git-repo-check", "json question"])

@@ -15,7 +15,15 @@ fn hotswap(t: &TestEnv, args: &[&str]) -> crate::support::env::Run {
 /// A stand-in for the real codex in its own folder, put on PATH after our tools.
 fn real_codex(t: &mut TestEnv) -> PathBuf {
     let dir = t.root().join("npm/bin");
-    std::fs::create_dir_all(&dir).unwrap();
+    let p = stand_in(&dir);
+    let path = format!("{}:{}", t.vars["PATH"].to_str().unwrap(), dir.display());
+    t.set("PATH", path);
+    p
+}
+
+/// `<dir>/codex`, a stand-in for the real codex that answers `--version` and `--help`.
+fn stand_in(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let p = dir.join("codex");
     std::fs::write(
         &p,
@@ -23,8 +31,6 @@ fn real_codex(t: &mut TestEnv) -> PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", t.vars["PATH"].to_str().unwrap(), dir.display());
-    t.set("PATH", path);
     p
 }
 
@@ -178,4 +184,101 @@ fn config_tool_validates_before_writing() {
     assert_eq!(t.run("hs-config", &["show", "--json"]).ok().json(), serde_json::json!({"max_swaps":3,"policy":"soonest-reset"}));
     t.run("hs-config", &["unset", "policy"]).ok();
     t.run("hs-config", &["get", "policy"]).code(1);
+}
+
+/// `hs-config codex` and its one line when there is no codex.
+fn which_codex(t: &TestEnv) -> (String, serde_json::Value) {
+    let path = t.run("hs-config", &["codex"]).ok().stdout;
+    let json = t.run("hs-config", &["codex", "--json"]).ok();
+    assert_eq!(json.stdout.lines().count(), 1, "{}", json.stdout);
+    (path, json.json())
+}
+
+#[test]
+fn config_tool_names_the_real_codex_every_tool_runs() {
+    let mut t = TestEnv::new();
+    // only the shim and a `codex` that is hs-run itself on PATH: none found, exit 1, one line
+    let shim = t.put_shim_on_path();
+    let links = t.root().join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink(crate::support::env::bin("hs-run"), links.join("codex")).unwrap();
+    t.path_first(&links);
+    for args in [&["codex"][..], &["codex", "--json"]] {
+        let r = t.run("hs-config", args).code(1);
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert_eq!(
+            r.stderr,
+            "hs-config: codex not found on PATH: install it (npm install -g @openai/codex) or set real_codex in config.json or CODEX_HOTSWAP_REAL_CODEX\n"
+        );
+    }
+
+    // PATH: the first codex after them, the one hs-run runs too
+    let on_path = t.root().join("npm/bin/codex");
+    std::fs::create_dir_all(on_path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(crate::support::env::bin("fake-codex"), &on_path).unwrap();
+    let path = format!("{}:{}", t.vars["PATH"].to_str().unwrap(), on_path.parent().unwrap().display());
+    t.set("PATH", path);
+    let (text, json) = which_codex(&t);
+    assert_eq!(text, format!("{}\n", on_path.display()));
+    assert_eq!(json, serde_json::json!({"type": "codex", "path": on_path, "from": "path"}));
+    assert_eq!(t.run("hs-run", &["--", "--version"]).ok().stdout, "codex-cli 0.169.0 (fake)\n");
+
+    // the config setting wins over PATH, the environment variable over both
+    let configured = stand_in(&t.root().join("configured"));
+    t.run("hs-config", &["set", "real_codex", configured.to_str().unwrap()]).ok();
+    assert_eq!(which_codex(&t).1, serde_json::json!({"type": "codex", "path": configured, "from": "config"}));
+    let from_env = stand_in(&t.root().join("from-env"));
+    t.set("CODEX_HOTSWAP_REAL_CODEX", &from_env);
+    let (text, json) = which_codex(&t);
+    assert_eq!(text, format!("{}\n", from_env.display()));
+    assert_eq!(json, serde_json::json!({"type": "codex", "path": from_env, "from": "env"}));
+
+    // a setting that names no codex, or the shim, is an error (exit 2) naming the setting
+    t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
+    for (value, says) in [
+        ("/nowhere/codex", "hs-config: codex not found at /nowhere/codex (from real_codex in config.json): no executable file there\n".to_string()),
+        (shim.to_str().unwrap(), format!("hs-config: {} (from real_codex in config.json) is the codex-hotswap shim, not the real codex\n", shim.display())),
+    ] {
+        t.run("hs-config", &["set", "real_codex", value]).ok();
+        let r = t.run("hs-config", &["codex"]).code(2);
+        assert_eq!((r.stdout.as_str(), r.stderr), ("", says));
+    }
+    let help = t.run("hs-config", &["--help"]).ok().stdout;
+    assert!(help.contains("hs-config codex") && help.contains("no codex was found (codex)"), "{help}");
+}
+
+#[test]
+fn setup_and_doctor_ask_hs_config_for_the_real_codex() {
+    let mut t = TestEnv::new();
+    t.put_shim_on_path();
+    // only the shim on PATH: not installed
+    let r = hotswap(&t, &["setup"]).ok();
+    assert!(r.stderr.contains("warning: codex not found on PATH: install it (npm install -g @openai/codex)"), "{}", r.stderr);
+    t.run("hs-config", &["get", "real_codex"]).code(1);
+    let r = hotswap(&t, &["doctor"]).code(1);
+    assert!(r.stdout.contains("problem  the real codex is not installed"), "{}", r.stdout);
+
+    // a real one after the shim: recorded by setup, checked by doctor
+    let real = real_codex(&mut t);
+    let r = hotswap(&t, &["setup"]).ok();
+    assert!(r.stdout.contains(&format!("real codex: {}\n", real.display())), "{}", r.stdout);
+    assert_eq!(t.run("hs-config", &["get", "real_codex"]).ok().stdout, format!("{}\n", real.display()));
+    let r = hotswap(&t, &["doctor"]);
+    assert!(r.stdout.contains(&format!("ok       real codex: {} (codex-cli 0.169.0)\n", real.display())), "{}", r.stdout);
+
+    // the environment variable wins, as in hs-run
+    let from_env = stand_in(&t.root().join("from-env"));
+    t.set("CODEX_HOTSWAP_REAL_CODEX", &from_env);
+    let r = hotswap(&t, &["doctor"]);
+    assert!(r.stdout.contains(&format!("ok       real codex: {} (", from_env.display())), "{}", r.stdout);
+
+    // a setting that names nothing: doctor says which
+    t.vars.remove("CODEX_HOTSWAP_REAL_CODEX");
+    t.run("hs-config", &["set", "real_codex", "/nowhere/codex"]).ok();
+    let r = hotswap(&t, &["doctor"]).code(1);
+    assert!(
+        r.stdout.contains("problem  real codex: codex not found at /nowhere/codex (from real_codex in config.json): no executable file there\n"),
+        "{}",
+        r.stdout
+    );
 }

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use super::auth::{auth_json_for, mint_tokens, FakeAccount, Tokens};
 
 /// Path of one of the package's executables.
 pub fn bin(name: &str) -> PathBuf {
@@ -68,6 +71,48 @@ impl TestEnv {
 
     pub fn set(&mut self, key: &str, value: impl Into<OsString>) {
         self.vars.insert(key.to_string(), value.into());
+    }
+
+    /// Puts `dir` first on PATH.
+    pub fn path_first(&mut self, dir: &Path) {
+        let path = format!("{}:{}", dir.display(), self.vars["PATH"].to_string_lossy());
+        self.set("PATH", path);
+    }
+
+    /// A copy of the codex-hotswap shim (`shell/codex`) as `<root>/shim/codex`, first on PATH.
+    pub fn put_shim_on_path(&mut self) -> PathBuf {
+        let dir = self.root().join("shim");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("codex");
+        std::fs::copy(repo_root().join("shell/codex"), &shim).unwrap();
+        self.path_first(&dir);
+        shim
+    }
+
+    /// `~/.codex-<name>/auth.json`: the login in the vault hs-vault gives account `name`.
+    pub fn vault_auth(&self, name: &str) -> PathBuf {
+        self.home.join(format!(".codex-{name}/auth.json"))
+    }
+
+    /// Registers `name` with hs-vault and writes a fake ChatGPT login (plan plus, 0600) in its
+    /// vault; returns its tokens.
+    pub fn add_logged_in(&self, name: &str) -> Tokens {
+        self.run("hs-vault", &["add", name]).ok();
+        let tokens = mint_tokens(&FakeAccount::new(name, "plus"));
+        let auth = self.vault_auth(name);
+        std::fs::write(&auth, auth_json_for(&tokens)).unwrap();
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+        tokens
+    }
+
+    /// hs-run runs the fake codex, which logs every start to the returned file; makes the
+    /// shared store `~/.codex`.
+    pub fn use_fake_codex(&mut self) -> PathBuf {
+        std::fs::create_dir_all(self.home.join(".codex")).unwrap();
+        let log = self.root().join("fake-codex.jsonl");
+        self.set("FAKE_CODEX_LOG", &log);
+        self.set("CODEX_HOTSWAP_REAL_CODEX", bin("fake-codex"));
+        log
     }
 
     /// A command for one of our executables (or any program) in the sealed environment.

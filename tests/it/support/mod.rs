@@ -4,4 +4,5 @@
 pub mod auth;
 pub mod env;
 pub mod mock;
+pub mod real;
 pub mod tui;
