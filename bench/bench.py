@@ -11,6 +11,7 @@ import base64
 import fcntl
 import json
 import os
+import shutil
 import pty
 import secrets
 import select
@@ -178,8 +179,24 @@ def make_text(path, size):
             written += len(part)
 
 
+def null_detector_bin(bin_dir, work):
+    """A copy of the tools with hs-detect replaced by a reader that throws its input away: hs-run
+    relaying exactly as it does, without the screen model's work."""
+    d = os.path.join(work, "bin-null-detect")
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(bin_dir):
+        src = os.path.join(bin_dir, name)
+        if name.startswith("hs-") and os.path.isfile(src) and os.access(src, os.X_OK):
+            shutil.copy2(src, os.path.join(d, name))
+    with open(os.path.join(d, "hs-detect"), "w") as f:
+        f.write("#!/bin/sh\nexec cat >/dev/null\n")
+    os.chmod(os.path.join(d, "hs-detect"), 0o755)
+    return d
+
+
 def relay(bin_dir, work):
     s = Sealed(bin_dir, work, "relay", 1)
+    null_bin = null_detector_bin(bin_dir, work)
     results = {}
     for mb in (50, 200):
         data = os.path.join(s.root, f"text-{mb}MB")
@@ -190,6 +207,7 @@ def relay(bin_dir, work):
         tfile = os.path.join(s.root, "time")
         cmds = {
             "hs-run": [s.tool("hs-run"), "--codex", gen],
+            "hs-run, null detector": [os.path.join(null_bin, "hs-run"), "--codex", gen],
             "script": ["script", "-qec", gen, "/dev/null"],
             "direct": [gen],
         }
@@ -197,21 +215,32 @@ def relay(bin_dir, work):
         for _ in range(3):
             for name, argv in cmds.items():
                 t0 = time.monotonic()
-                p, m = pty_spawn(["/usr/bin/time", "-f", "%M %e", "-o", tfile, *argv], s.env, s.home)
+                p, m = pty_spawn(["/usr/bin/time", "-f", "%M %e %U %S", "-o", tfile, *argv], s.env, s.home)
                 got, tail = drain(m, p)
                 secs = time.monotonic() - t0
                 if p.returncode != 0:
                     raise RuntimeError(f"{name} exited {p.returncode}: {tail[-500:]!r}")
-                rss, _ = time_file(tfile)
-                runs[name].append((secs, rss, got))
-                log(f"relay {mb} MB {name}: {secs:.2f} s, {got / 1e6:.1f} MB read, peak RSS {rss / 1024:.1f} MB")
+                with open(tfile) as f:
+                    rss, _, user, sys_ = f.read().strip().splitlines()[-1].split()
+                cpu = float(user) + float(sys_)
+                runs[name].append((secs, int(rss), got, cpu))
+                log(f"relay {mb} MB {name}: {secs:.2f} s, {got / 1e6:.1f} MB read, peak RSS {int(rss) / 1024:.1f} MB, "
+                    f"CPU {cpu:.2f} s (with its children)")
         med = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
         rss = {k: max(r[1] for r in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(r[3] for r in v) for k, v in runs.items()}
         results[mb] = (med, rss)
         rate = lambda k: mb / med[k]
         row(f"relay {mb} MB, throughput (median of 3)", f"hs-run {rate('hs-run'):.0f} MB/s",
             f"script {rate('script'):.0f} MB/s (direct on the PTY {rate('direct'):.0f} MB/s)",
             f"{rate('hs-run') / rate('script'):.2f} of script", "≥ 0.8 of script")
+        row(f"relay {mb} MB, hs-run with hs-detect replaced by `cat >/dev/null` (median of 3)",
+            f"{rate('hs-run, null detector'):.0f} MB/s", f"script {rate('script'):.0f} MB/s",
+            f"{rate('hs-run, null detector') / rate('script'):.2f} of script", "(what the relay alone costs)")
+        row(f"relay {mb} MB, CPU time of the whole tree (generator included; median of 3)",
+            f"hs-run {cpu['hs-run']:.2f} s, with the null detector {cpu['hs-run, null detector']:.2f} s",
+            f"script {cpu['script']:.2f} s, generator alone {cpu['direct']:.2f} s",
+            f"screen model {cpu['hs-run'] - cpu['hs-run, null detector']:.2f} s", "")
         row(f"relay {mb} MB, peak RSS", f"hs-run {rss['hs-run'] / 1024:.1f} MB", f"script {rss['script'] / 1024:.1f} MB",
             "", "< 16 MB, flat")
     # the overlay went away each time
