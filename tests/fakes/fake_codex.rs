@@ -17,6 +17,7 @@
 //! - `FAKE_CODEX_EXIT`: exit code on quit (`q`, or Ctrl-C twice) and for a finished exec (default 0)
 //! - `FAKE_CODEX_SIGNAL`: the signal the TUI raises on itself when `d` is typed (default 9)
 //! - `FAKE_CODEX_EXEC_SLEEP_MS`: how long an exec session works before answering
+//! - `FAKE_CODEX_FLOOD_KB`: the TUI prints this many KiB of text lines just before its limit banner
 //! - `FAKE_CODEX_NO_DAEMON_FLAG=0`: `--help` does not list `--no-daemon`
 
 use std::io::{Read, Write};
@@ -275,6 +276,13 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
         if let Some(at) = limit_at {
             if !limited && Instant::now() >= at {
                 limited = true;
+                if let Some(kb) = env("FAKE_CODEX_FLOOD_KB").and_then(|k| k.parse::<usize>().ok()) {
+                    // a flood of output first: the detector must not skip any of it
+                    let line = format!("{}\r\n", "x".repeat(94));
+                    let block: String = (0..kb * 1024 / 100).map(|i| format!("{i:04}{line}")).collect();
+                    out(&block);
+                    out("flood end\r\n\x1b[2J");
+                }
                 let text = limit_text(&shown);
                 if env("FAKE_CODEX_ROLLOUT").as_deref() != Some("0") {
                     rollout.limit(&text, resets_at);

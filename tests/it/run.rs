@@ -224,6 +224,51 @@ fn screen_banner_after_a_resize_switches() {
     assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
 }
 
+/// The flood lines the fake codex printed that reached the terminal (`FAKE_CODEX_FLOOD_KB`).
+fn flood_lines(tui: &Tui) -> usize {
+    String::from_utf8_lossy(&tui.raw()).matches(&format!("{}\r\n", "x".repeat(94))).count()
+}
+
+#[test]
+fn a_flood_of_output_reaches_the_terminal_whole_and_the_banner_after_it_switches() {
+    // 6 MiB at once, then the banner on the screen only (no rollout record): nothing of the
+    // flood may be lost on the way to the user or to the screen model
+    let e = Env::new(2);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_ROLLOUT", "0"), ("FAKE_CODEX_FLOOD_KB", "6144")]);
+    e.quit_after_switch(&tui);
+    assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
+    assert_eq!(flood_lines(&tui), 6144 * 1024 / 100);
+}
+
+#[test]
+fn a_detector_that_stops_reading_holds_output_back_5_s_then_is_given_up() {
+    // hs-detect replaced by a program that never reads: hs-run keeps 4 MiB for it, then holds
+    // codex's output back, then gives it up; the rollout still switches and nothing is lost
+    let mut e = Env::new(2);
+    let tools = e.t.root().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for t in ["hs-run", "hs-rotate", "hs-overlay", "hs-vault", "hs-config"] {
+        std::fs::copy(bin(t), tools.join(t)).unwrap();
+    }
+    let stuck = tools.join("hs-detect");
+    let pids = e.t.root().join("stuck-pids");
+    std::fs::write(&stuck, format!("#!/bin/sh\necho $$ >> '{}'\nexec sleep 600\n", pids.display())).unwrap();
+    std::fs::set_permissions(&stuck, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    e.t.path_first(&tools);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_FLOOD_KB", "6144")]);
+    e.quit_after_switch(&tui);
+    assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
+    assert_eq!(flood_lines(&tui), 6144 * 1024 / 100);
+    let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
+    assert!(raw.contains("hs-detect stopped reading codex's output for 5 s, only the rollout was watched"), "{}", tui.screen());
+    // both runs' detectors (the second one had nothing to hold back) were ended
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(pids.lines().count(), 2, "{pids}");
+    for pid in pids.lines() {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "detector {pid} still runs");
+    }
+}
+
 #[test]
 fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
     let e = Env::new(2);

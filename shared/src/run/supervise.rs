@@ -68,6 +68,8 @@ struct Detector {
     out: ChildStdout,
     buf: Vec<u8>,
     eof: bool,
+    /// Taken nothing for [`DETECTOR_STUCK`] while far behind: no longer fed.
+    gave_up: bool,
 }
 
 /// Bytes a detector may be behind before codex's output waits for it.
@@ -91,7 +93,16 @@ impl Detector {
         pty::set_nonblocking(stdin.as_fd())?;
         // A larger pipe: fewer wake-ups of either side in a flood of output (best effort).
         let _ = nix::fcntl::fcntl(stdin.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-        Ok(Detector { child, stdin: Some(stdin), pending: Vec::new(), moved: Instant::now(), out, buf: Vec::new(), eof: false })
+        Ok(Detector {
+            child,
+            stdin: Some(stdin),
+            pending: Vec::new(),
+            moved: Instant::now(),
+            out,
+            buf: Vec::new(),
+            eof: false,
+            gave_up: false,
+        })
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -155,6 +166,7 @@ impl Detector {
         if self.moved.elapsed() > DETECTOR_STUCK {
             self.stdin = None;
             self.pending = Vec::new();
+            self.gave_up = true;
             let _ = self.child.kill();
             return false;
         }
@@ -215,6 +227,10 @@ impl Detector {
             if ended {
                 let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
             }
+        }
+        if self.gave_up {
+            let secs = DETECTOR_STUCK.as_secs();
+            return (evs, Some(format!("hs-detect stopped reading codex's output for {secs} s, only the rollout was watched")));
         }
         // 0 and 1 are answers (a limit seen or not); anything else, a crash included, is a failure.
         let failed = ended && status.is_some_and(|s| !matches!(s.code(), Some(0) | Some(1)));
