@@ -64,6 +64,8 @@ show "bad duration" hs-rotate exhaust acc1 --for 2x
 show "bad time" hs-rotate exhaust acc1 --until tomorrow
 show "bad duration (config)" hs-config set default_cooldown soon
 show "bad policy (config)" hs-config set policy random
+show "no real codex installed" hs-config codex
+show "real_codex names a missing file" bash -c 'hs-config set real_codex /nowhere/codex >/dev/null; hs-config codex'
 show "garbage limit event" bash -c 'echo "{\"type\":\"limit\",\"kind\":42}" | hs-rotate exhaust --event -'
 show "no event on stdin" bash -c 'echo hello | hs-rotate exhaust --event -'
 show "garbage on hs-detect stdin" bash -c 'head -c 1000000 /dev/urandom | hs-detect'
