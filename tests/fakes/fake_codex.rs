@@ -14,6 +14,8 @@
 //! - `FAKE_CODEX_RESET`: the reset time shown (default: the reset time, `8:13 PM` style)
 //! - `FAKE_CODEX_RESET_SECS`: the reset time in seconds from now, or a list by n (default 3600 + 600n)
 //! - `FAKE_CODEX_IGNORE_CTRL_C`: sessions that ignore Ctrl-C (hs-run must escalate to SIGTERM)
+//! - `FAKE_CODEX_SHUTDOWN_MS`: how long the TUI takes to shut down after its quitting Ctrl-C; a
+//!   Ctrl-C meanwhile cuts it short and leaves `$FAKE_CODEX_LOG.cut`
 //! - `FAKE_CODEX_EXIT`: exit code on quit (`q`, or Ctrl-C twice) and for a finished exec (default 0)
 //! - `FAKE_CODEX_SIGNAL`: the signal the TUI raises on itself when `d` is typed (default 9)
 //! - `FAKE_CODEX_EXEC_SLEEP_MS`: how long an exec session works before answering
@@ -317,7 +319,7 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
                 0x03 => {
                     ctrl_c += 1;
                     if ctrl_c >= 2 {
-                        finish(&rollout.id, saved.as_ref(), code);
+                        shut_down(&rollout.id, saved.as_ref(), code, prompt_row);
                     }
                     out(&format!("\x1b[{};1H\x1b[2mctrl + c again to quit\x1b[0m", prompt_row + 6));
                 }
@@ -341,6 +343,31 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
         }
     }
     finish(&rollout.id, saved.as_ref(), code);
+}
+
+/// Quitting like codex 0.169.0: "Shutting down..." in the composer, `FAKE_CODEX_SHUTDOWN_MS` of
+/// work, then the exit. A Ctrl-C meanwhile cuts the shutdown short (codex then exits at once,
+/// its session not cleanly closed): the fake creates `$FAKE_CODEX_LOG.cut` and exits.
+fn shut_down(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32, prompt_row: usize) -> ! {
+    out(&format!("\x1b[?2026h\x1b[{prompt_row};1H\x1b[2m› Shutting down...\x1b[0m\x1b[K\x1b[?2026l"));
+    let ms = env("FAKE_CODEX_SHUTDOWN_MS").and_then(|d| d.parse().ok()).unwrap_or(0);
+    let end = Instant::now() + Duration::from_millis(ms);
+    let stdin = std::io::stdin();
+    let mut buf = [0u8; 256];
+    while Instant::now() < end {
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&stdin), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, 20u16);
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let n = stdin.lock().read(&mut buf).unwrap_or(0);
+            if buf[..n].contains(&0x03) {
+                if let Some(log) = env("FAKE_CODEX_LOG") {
+                    let _ = std::fs::write(format!("{log}.cut"), id);
+                }
+                break;
+            }
+        }
+    }
+    finish(id, saved, code)
 }
 
 fn finish(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32) -> ! {

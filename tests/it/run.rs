@@ -270,6 +270,19 @@ fn a_detector_that_stops_reading_holds_output_back_5_s_then_is_given_up() {
 }
 
 #[test]
+fn a_quitting_codex_gets_no_more_ctrl_c() {
+    // codex draws "Shutting down..." after its quitting Ctrl-C and takes its time: one more
+    // Ctrl-C then would cut the shutdown short (codex 0.169.0 exits at once, and the resumed
+    // session may never send its first prompt)
+    let e = Env::new(2);
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_SHUTDOWN_MS", "2500")]);
+    e.quit_after_switch(&tui);
+    assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
+    let cut = PathBuf::from(format!("{}.cut", e.log.display()));
+    assert!(!cut.exists(), "a Ctrl-C cut the shutdown of codex short");
+}
+
+#[test]
 fn ctrl_c_ignored_escalates_to_sigterm_and_still_resumes() {
     let e = Env::new(2);
     let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_IGNORE_CTRL_C", "1")]);
@@ -756,14 +769,24 @@ mod real {
         assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str()), (Some("acc1"), Some("acc2")));
         // quit codex the way a user does: hs-run ends with codex's code and cleans up
         let mut tui = tui;
-        tui.send(b"\x03");
-        std::thread::sleep(Duration::from_millis(300));
-        tui.send(b"\x03");
-        let st = tui.wait_exit(WAIT).expect("hs-run exits when codex does");
+        let st = quit_like_a_user(&mut tui);
         assert_eq!(st.code(), Some(0), "{}", tui.screen());
         assert_no_overlay(&r.env);
         let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
         assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
+    }
+
+    /// Ctrl-C until codex quits, as a person does: one closes a popup or interrupts what still
+    /// runs, and one sent while codex is shutting down can cut its shutdown short, so the next
+    /// goes only when codex is still there after a while.
+    fn quit_like_a_user(tui: &mut Tui) -> std::process::ExitStatus {
+        for _ in 0..5 {
+            tui.send(b"\x03");
+            if let Some(st) = tui.wait_exit(Duration::from_secs(4)) {
+                return st;
+            }
+        }
+        panic!("hs-run did not exit when codex should have; screen:\n{}", tui.screen())
     }
 
     /// acc1 and acc2 both at their limit: the session goes acc1 → acc2 → acc3, one switch per

@@ -151,7 +151,7 @@ impl Term {
     /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
     /// answers to the stopped codex's last queries, keys typed during the switch), so none of it
     /// reaches the next codex (a stray `ESC` there reads as "interrupt"). Waits for `answers`
-    /// answers (each starts with ESC) for up to 2 s, then until the terminal is quiet for 100 ms.
+    /// answers (each a control sequence: CSI or OSC) for up to 2 s, then until the terminal is quiet for 100 ms.
     fn drop_pending_input(&mut self, answers: usize) {
         if !self.is_raw() || !self.stdin_open {
             return;
@@ -172,7 +172,7 @@ impl Term {
             }
             // (EINTR, e.g. the SIGCHLD of the codex that just ended, is not the end of stdin)
             match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
-                pty::Got::Data(n) => seen += buf[..n].iter().filter(|b| **b == 0x1b).count(),
+                pty::Got::Data(n) => seen += supervise::count_answers(&buf[..n]),
                 pty::Got::Nothing => {}
                 pty::Got::Closed => {
                     self.stdin_open = false;

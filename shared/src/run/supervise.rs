@@ -309,12 +309,58 @@ struct Stop {
     /// When the last Ctrl-C went, and whether codex drew anything since (it read the key).
     key_at: Option<Instant>,
     answered: bool,
+    /// When codex showed that it is quitting ([`QUITTING`]): no Ctrl-C after that.
+    quitting: Option<Instant>,
+    /// The last bytes of output, for a [`QUITTING`] cut between two reads.
+    tail: Vec<u8>,
 }
 
 impl Stop {
     fn new() -> Stop {
-        Stop { since: Instant::now(), step: 0, key_at: None, answered: false }
+        Stop { since: Instant::now(), step: 0, key_at: None, answered: false, quitting: None, tail: Vec::new() }
     }
+
+    /// Reads codex's output while it is being stopped.
+    fn saw(&mut self, bytes: &[u8]) {
+        self.answered |= self.key_at.is_some();
+        if self.quitting.is_none() {
+            let edge = [self.tail.as_slice(), &bytes[..bytes.len().min(QUITTING.len())]].concat();
+            if contains(&edge, QUITTING) || contains(bytes, QUITTING) {
+                self.quitting = Some(Instant::now());
+            }
+        }
+        let keep = QUITTING.len() - 1;
+        if bytes.len() >= keep {
+            self.tail = bytes[bytes.len() - keep..].to_vec();
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let cut = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..cut);
+        }
+    }
+
+    /// The next step of `plan` and when it is due. Once codex is quitting, no Ctrl-C is left
+    /// (one now would cut its shutdown short: codex 0.169.0 then exits at once, and the
+    /// resumed session may never send its first prompt), and SIGTERM waits [`QUIT_GRACE`].
+    fn next(&self, plan: &[(u64, StopAction)]) -> Option<(usize, Instant, StopAction)> {
+        let mut step = self.step;
+        while self.quitting.is_some() && plan.get(step).is_some_and(|(_, a)| *a == StopAction::Key) {
+            step += 1;
+        }
+        let &(after, action) = plan.get(step)?;
+        let mut at = self.since + Duration::from_millis(after);
+        match (action, self.key_at, self.quitting) {
+            (StopAction::Key, Some(k), _) if self.answered => at = at.min(k + KEY_ANSWERED),
+            (StopAction::Term, _, Some(q)) => at = at.max(q + QUIT_GRACE),
+            (StopAction::Kill, _, Some(q)) => at = at.max(q + QUIT_GRACE + Duration::from_secs(2)),
+            _ => {}
+        }
+        Some((step, at, action))
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// TUI: Ctrl-C, codex's own quit key: the first closes the popup codex 0.169 shows after a
@@ -329,8 +375,13 @@ const TUI_STOP: &[(u64, StopAction)] = &[
     (4000, StopAction::Term),
     (6000, StopAction::Kill),
 ];
-/// The least time between two Ctrl-C when codex has drawn something after the first.
-const KEY_ANSWERED: Duration = Duration::from_millis(25);
+/// The least time between two Ctrl-C when codex has drawn something after the first (time for
+/// codex to draw [`QUITTING`] when the first one already quit it).
+const KEY_ANSWERED: Duration = Duration::from_millis(100);
+/// What codex 0.169.0 draws in its composer once a Ctrl-C has made it quit.
+const QUITTING: &[u8] = b"Shutting down";
+/// How long a quitting codex may take before SIGTERM.
+const QUIT_GRACE: Duration = Duration::from_secs(8);
 /// `exec` ends by itself after a limit; only if it does not, TERM then KILL.
 const EXEC_STOP: &[(u64, StopAction)] = &[(5000, StopAction::Term), (7000, StopAction::Kill)];
 /// After the user's SIGTERM/SIGHUP was passed on.
@@ -463,10 +514,19 @@ impl Runner<'_> {
     fn main_loop(&mut self, term: &mut Term) -> Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
+            // A detector far behind: codex's output waits for it (see `Detector`).
+            let mut behind = false;
+            for (_, d) in &mut self.detectors {
+                behind |= d.too_far_behind();
+            }
             let output_open = self.master.is_some() || self.out.is_some() || self.err.is_some();
-            if let Some(at) = self.exited_at {
+            if let Some(at) = &mut self.exited_at {
                 // The child is gone; its output ends with EIO/EOF (a grandchild holding the
-                // terminal open gets a second to let go).
+                // terminal open gets a second to let go, counted from when no detector holds
+                // the output back: what codex wrote last still reaches the user).
+                if behind {
+                    *at = Instant::now();
+                }
                 if !output_open || at.elapsed() > Duration::from_secs(1) {
                     return Ok(());
                 }
@@ -474,11 +534,6 @@ impl Runner<'_> {
             let stdin = std::io::stdin();
             let stdin_fd = stdin.as_fd();
             let sig_fd = term.signals.fd();
-            // A detector far behind: codex's output waits for it (see `Detector`).
-            let mut behind = false;
-            for (_, d) in &mut self.detectors {
-                behind |= d.too_far_behind();
-            }
             let mut fds: Vec<(u8, BorrowedFd, PollFlags)> = vec![(0, sig_fd, PollFlags::POLLIN)];
             let read_keys = self.master.is_some() && term.stdin_open;
             if read_keys {
@@ -531,8 +586,7 @@ impl Runner<'_> {
                             }
                             // (answers to queries counted in `queries` are among them)
                             Got::Data(n) => {
-                                let answers = buf[..n].iter().filter(|b| **b == 0x1b).count();
-                                self.queries = self.queries.saturating_sub(answers);
+                                self.queries = self.queries.saturating_sub(count_answers(&buf[..n]));
                             }
                         }
                     }
@@ -609,7 +663,11 @@ impl Runner<'_> {
         }
         if let (Stream::Pty, Some((stop, _))) = (stream, &mut self.stop) {
             self.queries += count_queries(bytes);
-            stop.answered |= stop.key_at.is_some();
+            let was = stop.quitting.is_some();
+            stop.saw(bytes);
+            if !was && stop.quitting.is_some() {
+                self.spec.log.line("codex is quitting: no more Ctrl-C");
+            }
         }
     }
 
@@ -723,6 +781,7 @@ impl Runner<'_> {
     fn tick(&mut self, _term: &mut Term) {
         if self.status.is_none() {
             if let Ok(Some(st)) = self.child.try_wait() {
+                self.spec.log.line(format_args!("codex exited: {st}"));
                 self.status = Some(st);
                 self.exited_at = Some(Instant::now());
             }
@@ -771,17 +830,12 @@ impl Runner<'_> {
 
     /// How long the main loop may sleep: 100 ms, less when a stop step is due sooner.
     fn next_wake_ms(&self) -> u16 {
-        let mut ms: u64 = 100;
-        if let (None, Some((stop, plan))) = (self.status, &self.stop) {
-            if let Some(&(after, action)) = plan.get(stop.step) {
-                let since = stop.since.elapsed().as_millis() as u64;
-                ms = ms.min(after.saturating_sub(since));
-                if let (StopAction::Key, Some(t), true) = (action, stop.key_at, stop.answered) {
-                    ms = ms.min((KEY_ANSWERED.saturating_sub(t.elapsed())).as_millis() as u64);
-                }
-            }
-        }
-        ms.max(1) as u16
+        let due = match (self.status, &self.stop) {
+            (None, Some((stop, plan))) => stop.next(plan).map(|(_, at, _)| at.saturating_duration_since(Instant::now())),
+            _ => None,
+        };
+        let ms = due.map_or(100, |d| d.as_millis().min(100) as u16);
+        ms.max(1)
     }
 
     fn advance_stop(&mut self) {
@@ -789,14 +843,11 @@ impl Runner<'_> {
             return;
         }
         let Some((stop, plan)) = &mut self.stop else { return };
-        let Some(&(after, action)) = plan.get(stop.step) else { return };
-        let answered = action == StopAction::Key
-            && stop.answered
-            && stop.key_at.is_some_and(|t| t.elapsed() >= KEY_ANSWERED);
-        if stop.since.elapsed() < Duration::from_millis(after) && !answered {
+        let Some((step, at, action)) = stop.next(plan) else { return };
+        if Instant::now() < at {
             return;
         }
-        stop.step += 1;
+        stop.step = step + 1;
         if action == StopAction::Key {
             stop.key_at = Some(Instant::now());
             stop.answered = false;
@@ -834,6 +885,7 @@ impl Runner<'_> {
             Some(s) => s,
             None => self.child.wait().context("cannot wait for codex")?,
         };
+        self.spec.log.line(format_args!("codex's output closed: {}", self.master.is_none() && self.out.is_none() && self.err.is_none()));
         let limit = Duration::from_secs(2);
         let dets = std::mem::take(&mut self.detectors);
         for (_, d) in dets {
@@ -843,6 +895,7 @@ impl Runner<'_> {
             }
             self.warnings.extend(warning);
         }
+        self.spec.log.line("detectors done");
         if self.rollout.is_none() {
             // codex's open files could not be read (not Linux, or it was too quick): the session
             // being resumed, else the one codex named in its output, else the newest rollout of
@@ -943,6 +996,14 @@ mod tests {
     }
 
     #[test]
+    fn answers_are_counted() {
+        // device attributes, cursor position, keyboard flags, two colours (ended by ESC \\ or BEL)
+        let answers = b"\x1b[?62;22c\x1b[12;1R\x1b[?0u\x1b]10;rgb:ffff/ffff/ffff\x1b\\\x1b]11;rgb:0/0/0\x07";
+        assert_eq!(count_answers(answers), 5);
+        assert_eq!(count_answers(b"ab"), 0);
+    }
+
+    #[test]
     fn queries_are_counted() {
         assert_eq!(count_queries(b"\x1b[?1004l\x1b[c\x1b[0 q\x1b[?25h"), 1);
         assert_eq!(count_queries(b"\x1b[?u\x1b[c\x1b[6n\x1b]10;?\x1b\\\x1b]11;?\x1b\\"), 5);
@@ -965,6 +1026,12 @@ mod tests {
 /// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
 /// attributes, cursor position, colours, keyboard protocol.
 const QUERIES: &[&[u8]] = &[b"\x1b[c", b"\x1b[0c", b"\x1b[6n", b"\x1b]10;?", b"\x1b]11;?", b"\x1b[?u"];
+
+/// Terminal answers in what the terminal sent: each starts a control sequence (CSI or OSC; the
+/// `ESC \\` that ends an OSC answer is not another one).
+pub(crate) fn count_answers(bytes: &[u8]) -> usize {
+    bytes.windows(2).filter(|w| w == b"\x1b[" || w == b"\x1b]").count()
+}
 
 fn count_queries(bytes: &[u8]) -> usize {
     QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
