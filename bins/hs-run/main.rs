@@ -16,7 +16,9 @@ use std::path::PathBuf;
 /// On a limit: the account is recorded as exhausted (hs-rotate exhaust), codex is stopped (the
 /// TUI with Ctrl-C, as a user would), and the same session is resumed on the next account with
 /// `codex resume <SESSION_ID> <continue prompt>` (exec: `codex exec resume …`), keeping your
-/// flags. A notice says so; each switch is appended to $XDG_STATE_HOME/codex-hotswap/events.jsonl
+/// flags. A code review (`review`, `exec review`) is run again as given instead, in a new
+/// session: codex cannot resume a review (a review reading its instructions from stdin, `-`,
+/// is not run again). A notice says so; each switch is appended to $XDG_STATE_HOME/codex-hotswap/events.jsonl
 /// and given to the "on_swap" hook of config.json on stdin.
 ///
 /// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
@@ -46,7 +48,7 @@ struct Cli {
     #[arg(long, value_name = "TEXT", conflicts_with = "no_continue")]
     continue_prompt: Option<String>,
     /// Resume on the next account without sending a prompt (the TUI then waits for you;
-    /// an `exec` session is not continued).
+    /// an `exec` session is not continued; a review runs again all the same).
     #[arg(long)]
     no_continue: bool,
     /// At most this many switches in one run [default: config "max_swaps", else 8].

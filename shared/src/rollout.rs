@@ -48,6 +48,9 @@ pub struct SessionMeta {
     pub timestamp: Option<DateTime<Utc>>,
     pub model_provider: Option<String>,
     pub creator_account_id: Option<String>,
+    /// The thread that started this one, for a sub-agent's thread (codex 0.169.0 runs a review
+    /// in one, `"source":{"subagent":"review"}`, with a rollout of its own).
+    pub parent_thread_id: Option<String>,
 }
 
 /// Reads the `session_meta` record that starts a rollout file.
@@ -76,6 +79,7 @@ pub fn read_session_meta(path: &Path) -> Result<SessionMeta> {
         timestamp: p.get("timestamp").or_else(|| v.get("timestamp")).and_then(json_time),
         model_provider: s("model_provider"),
         creator_account_id: s("creator_account_id"),
+        parent_thread_id: s("parent_thread_id"),
     })
 }
 
@@ -321,6 +325,7 @@ mod tests {
         assert_eq!(meta.id, "0199-abc");
         assert_eq!(meta.originator.as_deref(), Some("codex-tui"));
         assert_eq!(meta.cwd, Some(PathBuf::from("/w")));
+        assert_eq!(meta.parent_thread_id, None);
 
         let mut f = Follower::open(&path, FollowOptions { account: Some("a".into()), ..Default::default() }).unwrap();
         assert!(f.poll().unwrap().is_empty());

@@ -3,6 +3,9 @@
 //!
 //! Only options are kept; the subcommand words, the positional prompt, images and the picker
 //! flags (`--last`, `--all`) are dropped: the session id and the continue prompt take their place.
+//!
+//! A code review (`codex review`, `codex exec review`) is not resumed: it runs again as the user
+//! wrote it (why: [`CodexArgs::reruns`]).
 
 /// What a codex command line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,8 @@ pub struct CodexArgs {
     insert_at: usize,
     /// The session named after `resume`/`fork` (`codex resume <ID>`).
     target: Option<String>,
+    /// The first positional is `-`: codex reads the prompt (a review's instructions) from stdin.
+    stdin_prompt: bool,
 }
 
 impl CodexArgs {
@@ -75,10 +80,13 @@ impl CodexArgs {
         let mut help = false;
         let mut insert_at = 0;
         let mut target = None;
+        let mut stdin_prompt = false;
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
             if a == "--" {
+                // what follows is positional (`codex review -- -` reads stdin too)
+                stdin_prompt |= positionals == 0 && args.get(i + 1).is_some_and(|p| p == "-");
                 break;
             }
             if a.starts_with('-') && a.len() > 1 {
@@ -105,6 +113,7 @@ impl CodexArgs {
                 if positionals == 0 && matches!(subs.last().map(String::as_str), Some("resume" | "fork")) {
                     target = Some(a.clone());
                 }
+                stdin_prompt |= positionals == 0 && a == "-";
                 positionals += 1;
             }
             i += 1;
@@ -118,7 +127,7 @@ impl CodexArgs {
                 _ => Kind::Passthrough,
             }
         };
-        CodexArgs { kind, original: args.to_vec(), top, subs, mid, last, insert_at, target }
+        CodexArgs { kind, original: args.to_vec(), top, subs, mid, last, insert_at, target, stdin_prompt }
     }
 
     /// The user's arguments for the first start, plus `--no-daemon` for the TUI when wanted.
@@ -131,21 +140,18 @@ impl CodexArgs {
     }
 
     /// `codex [flags] resume [flags] ID [PROMPT]` (TUI) or
-    /// `codex [flags] exec [flags] resume [flags] ID [PROMPT]` (exec, review).
+    /// `codex [flags] exec [flags] resume [flags] ID [PROMPT]` (exec). Not for a review: see
+    /// [`CodexArgs::reruns`].
     pub fn resume_run(&self, session_id: &str, prompt: Option<&str>, no_daemon: bool) -> Vec<String> {
+        debug_assert!(!self.reruns(), "a review is run again, not resumed");
         let mut out: Vec<String> = kept(&self.top);
         match self.kind {
-            Kind::Exec if self.subs.first().is_some_and(|s| s != "review") => {
+            Kind::Exec => {
                 // exec's own flags stay in front of `resume` (`exec resume` refuses -s, -C, …).
                 out.push("exec".into());
                 out.extend(kept(&self.mid));
                 out.push("resume".into());
                 out.extend(kept(&self.last));
-            }
-            Kind::Exec => {
-                out.push("exec".into());
-                out.push("resume".into());
-                out.extend(kept(&self.mid));
             }
             _ => {
                 out.push("resume".into());
@@ -161,6 +167,24 @@ impl CodexArgs {
         out.push(session_id.into());
         out.extend(prompt.map(String::from));
         out
+    }
+
+    /// A code review (`codex review`, `codex exec review`): after a limit it is run again on the
+    /// next account with the same command line ([`CodexArgs::first_run`]), not resumed. codex
+    /// 0.169.0 runs the review in a sub-agent thread (its own rollout, `x-openai-subagent:
+    /// review`) holding the review instructions and target; the session it prints and resumes
+    /// gets only "Review was interrupted. Please re-run /review and wait for it to complete."
+    /// `codex exec resume <that id> <prompt>` is then a plain agent turn (workspace-write, no
+    /// review instructions, no target) and its answer is no review; resuming the review thread
+    /// itself prints the reviewer's raw answer and never ends the review. A review reads the
+    /// repository afresh, so running it again loses nothing but the work before the limit.
+    pub fn reruns(&self) -> bool {
+        self.kind == Kind::Exec && self.subs.last().is_some_and(|s| s == "review")
+    }
+
+    /// The prompt (a review's instructions) is read from stdin (`-`): a second run cannot read it.
+    pub fn prompt_from_stdin(&self) -> bool {
+        self.stdin_prompt
     }
 
     fn all_opts(&self) -> impl Iterator<Item = &Opt> {
@@ -293,9 +317,42 @@ mod tests {
         );
         let r = p(&["-c", "a=1", "exec", "-s", "read-only", "resume", "--last", "-m", "o3", "-"]);
         assert_eq!(r.resume_run("ID", Some("go"), true), ["-c", "a=1", "exec", "-s", "read-only", "resume", "-m", "o3", "ID", "go"]);
-        let v = p(&["review", "--base", "main", "-c", "x=1"]);
-        assert_eq!(v.resume_run("ID", Some("go"), true), ["exec", "resume", "-c", "x=1", "ID", "go"]);
-        let ev = p(&["exec", "--json", "review", "--uncommitted"]);
-        assert_eq!(ev.resume_run("ID", Some("go"), true), ["exec", "--json", "resume", "ID", "go"]);
+    }
+
+    #[test]
+    fn reviews_run_again() {
+        let forms: &[&[&str]] = &[
+            &["review", "--uncommitted"],
+            &["review", "--base", "main", "-c", "x=1"],
+            &["review", "--commit", "abc123", "--title", "Fix it"],
+            &["review", "focus on error handling"],
+            &["-c", "a=1", "exec", "--json", "review", "--uncommitted"],
+            &["exec", "review", "--json", "-m", "o3", "--base=main"],
+            &["e", "review", "--commit", "HEAD"],
+        ];
+        for f in forms {
+            let a = p(f);
+            assert_eq!(a.kind, Kind::Exec, "{f:?}");
+            assert!(a.reruns(), "{f:?}");
+            assert!(!a.prompt_from_stdin(), "{f:?}");
+            // the second run is the first one again, word for word
+            assert_eq!(a.first_run(true), f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        }
+        assert!(p(&["exec", "--json", "review", "--uncommitted"]).json_output());
+        let others: &[&[&str]] =
+            &[&["exec", "fix it"], &["exec", "resume", "ID"], &["exec", "fork", "ID"], &["resume", "ID"], &[], &["review it"]];
+        for f in others {
+            assert!(!p(f).reruns(), "{f:?}");
+        }
+        // the prompt `review` after `--` is a prompt, not the subcommand
+        assert!(!p(&["exec", "--", "review"]).reruns());
+        // instructions from stdin, however written; a value `-` of an option is not one
+        assert!(p(&["review", "-"]).prompt_from_stdin());
+        assert!(p(&["exec", "review", "-c", "x=1", "-"]).prompt_from_stdin());
+        assert!(p(&["review", "--", "-"]).prompt_from_stdin());
+        assert!(p(&["exec", "-"]).prompt_from_stdin());
+        assert!(!p(&["review", "-o", "-", "--uncommitted"]).prompt_from_stdin());
+        assert!(!p(&["review", "text", "-"]).prompt_from_stdin());
+        assert!(!p(&["review", "--", "text"]).prompt_from_stdin());
     }
 }

@@ -8,6 +8,9 @@
 //! limit → hs-rotate exhaust → stop codex → hs-rotate next → hs-overlay swap → codex resume <id> <prompt>
 //! ```
 //!
+//! A code review is run again instead of resumed ([`args::CodexArgs::reruns`]): the same command
+//! line, on the next account, a new session (nothing of the old one is redrawn or followed).
+//!
 //! Detection, two sources:
 //! - codex's output goes to `hs-detect` children, as the tool contract says: one for the TUI's
 //!   terminal bytes (restarted at the new size after a resize, since its `--size` is fixed), or
@@ -252,7 +255,8 @@ fn session(
     let mut argv = opts.args.first_run(opts.no_daemon);
     let mut handled: Vec<LimitEvent> = Vec::new();
     let mut swaps = 0u32;
-    let mut resumed = false;
+    // After the first run stdin is spent: later runs (resumed or run again) read /dev/null.
+    let mut second_run = false;
     let mut rollout: Option<PathBuf> = None;
     if let Some(id) = opts.args.session_target() {
         // `codex resume <id>` / `fork <id>` redraws that session, with any old limit banner.
@@ -278,7 +282,7 @@ fn session(
             cwd: &opts.cwd,
             may_switch: swaps < opts.max_swaps,
             handled: &handled,
-            null_stdin: resumed,
+            null_stdin: second_run,
             known_rollout: rollout.as_deref(),
             log,
         };
@@ -297,7 +301,12 @@ fn session(
             res.limit.as_ref().map(|l| (l.source, l.resets_at)),
             res.user_signal
         ));
-        rollout = res.rollout.clone().or(rollout);
+        let sessions = overlay.path.join("sessions");
+        let (session_id, main_rollout) = main_thread(&sessions, res.session_id.clone(), res.rollout.clone());
+        if session_id != res.session_id {
+            log.line(format_args!("that rollout is a sub-agent's thread; the session is {session_id:?}"));
+        }
+        rollout = main_rollout.or(rollout);
         let Some(limit) = res.limit else { return Ok(code) };
         if res.user_signal.is_some() {
             return Ok(code);
@@ -310,22 +319,38 @@ fn session(
             ));
             return Ok(code);
         }
-        let Some(session_id) = res.session_id.clone() else {
-            term.notice(&format!(
-                "{account} hit its usage limit{back}, but this session's id was not found, so it cannot be \
-                 continued on another account"
-            ));
-            return Ok(code);
+        // A review runs again on the next account (see `CodexArgs::reruns`); anything else
+        // resumes its session, which needs its id.
+        let rerun = opts.args.reruns();
+        let resume_id = match (&session_id, rerun) {
+            (_, true) if opts.args.prompt_from_stdin() => {
+                term.notice(&format!(
+                    "{account} hit its usage limit{back}; this review read its instructions from stdin, so it cannot \
+                     run again on another account (give them as an argument instead)"
+                ));
+                return Ok(code);
+            }
+            (_, true) => None,
+            (None, false) => {
+                term.notice(&format!(
+                    "{account} hit its usage limit{back}, but this session's id was not found, so it cannot be \
+                     continued on another account"
+                ));
+                return Ok(code);
+            }
+            (Some(_), false) if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() => {
+                term.notice(&format!("{account} hit its usage limit{back}; not continuing (--no-continue)"));
+                return Ok(code);
+            }
+            (Some(id), false) => Some(id.clone()),
         };
-        if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() {
-            term.notice(&format!("{account} hit its usage limit{back}; not continuing (--no-continue)"));
-            return Ok(code);
-        }
-        handled.push(limit.clone());
-        let later = || format!("cannot move the session to the next account (continue it later with: codex resume {session_id})");
+        let later = || match &resume_id {
+            Some(id) => format!("cannot move the session to the next account (continue it later with: codex resume {id})"),
+            None => "cannot run the review again on the next account".to_string(),
+        };
         let next = match opts.tools.next().with_context(later)? {
             Some(n) => n,
-            None => match wait_for_account(term, opts, Some(&session_id))? {
+            None => match wait_for_account(term, opts, resume_id.as_deref())? {
                 Ok(n) => n,
                 Err(code) => return Ok(code),
             },
@@ -334,7 +359,7 @@ fn session(
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),
-            session_id: Some(session_id.clone()),
+            session_id: session_id.clone(),
             from: account.clone(),
             to: next.clone(),
             kind: limit.kind,
@@ -343,16 +368,43 @@ fn session(
         };
         record_swap(opts, &swap);
         log.line(format_args!("switched {account} -> {next}"));
+        let what = if rerun { "running the review again" } else { "continuing this session" };
         term.notice(&if next == account {
-            format!("{account} is back; continuing this session on {next}")
+            format!("{account} is back; {what} on {next}")
         } else {
-            format!("{account} hit its usage limit{back}; continuing this session on {next}")
+            format!("{account} hit its usage limit{back}; {what} on {next}")
         });
         swaps += 1;
         account = next;
-        resumed = true;
-        argv = opts.args.resume_run(&session_id, opts.continue_prompt.as_deref(), opts.no_daemon);
+        second_run = true;
+        argv = match &resume_id {
+            Some(id) => {
+                handled.push(limit);
+                opts.args.resume_run(id, opts.continue_prompt.as_deref(), opts.no_daemon)
+            }
+            None => {
+                // A new session: nothing of the old one is redrawn or appended to.
+                rollout = None;
+                opts.args.first_run(opts.no_daemon)
+            }
+        };
     }
+}
+
+/// The session a run belongs to, from the rollout hs-run followed: codex 0.169.0 runs a review
+/// (and any sub-agent) in a thread of its own, whose rollout is open in the same process as the
+/// session's; `codex resume` and the user mean the thread it was started from (the `session id:`
+/// codex prints). Returns that thread's id and rollout (`None` when its file is not found).
+fn main_thread(sessions: &Path, id: Option<String>, rollout: Option<PathBuf>) -> (Option<String>, Option<PathBuf>) {
+    let (mut id, mut rollout) = (id, rollout);
+    // (a sub-agent may start one of its own; a loop of parents is not followed for ever)
+    for _ in 0..8 {
+        let meta = rollout.as_deref().and_then(|p| rollout_watch::read_session_meta(p).ok());
+        let Some(parent) = meta.and_then(|m| m.parent_thread_id) else { break };
+        rollout = rollout_watch::find_session(sessions, &parent);
+        id = Some(parent);
+    }
+    (id, rollout)
 }
 
 /// ` (back at 20:13)` in local time, or nothing when the reset time is unknown.
@@ -501,6 +553,38 @@ pub fn feature_cache(state_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sub_agents_rollout_stands_for_its_session() {
+        let d = tempfile::tempdir().unwrap();
+        let day = d.path().join("2026/11/24");
+        std::fs::create_dir_all(&day).unwrap();
+        let write = |id: &str, parent: Option<&str>| {
+            let p = day.join(format!("rollout-2026-11-24T21-41-32-{id}.jsonl"));
+            let parent =
+                parent.map(|p| format!(r#","parent_thread_id":"{p}","source":{{"subagent":"review"}}"#)).unwrap_or_default();
+            let meta = format!(r#"{{"type":"session_meta","payload":{{"id":"{id}","cwd":"/w"{parent}}}}}"#);
+            std::fs::write(&p, meta + "\n").unwrap();
+            p
+        };
+        let main = write("main", None);
+        let review = write("review", Some("main"));
+        let inner = write("inner", Some("review"));
+        let got = |id: &str, p: &Path| main_thread(d.path(), Some(id.into()), Some(p.to_path_buf()));
+        assert_eq!(got("main", &main), (Some("main".into()), Some(main.clone())));
+        assert_eq!(got("review", &review), (Some("main".into()), Some(main.clone())));
+        assert_eq!(got("inner", &inner), (Some("main".into()), Some(main.clone())));
+        // the parent's file is gone: its id still, and no rollout to follow
+        let orphan = write("orphan", Some("gone"));
+        assert_eq!(got("orphan", &orphan), (Some("gone".into()), None));
+        // nothing known, nothing made up
+        assert_eq!(main_thread(d.path(), Some("x".into()), None), (Some("x".into()), None));
+        assert_eq!(main_thread(d.path(), None, None), (None, None));
+        // a loop of parents ends
+        let a = write("loop-a", Some("loop-b"));
+        write("loop-b", Some("loop-a"));
+        assert!(got("loop-a", &a).0.is_some_and(|id| id.starts_with("loop-")));
+    }
 
     #[test]
     fn exit_codes() {

@@ -7,7 +7,9 @@
 //! - `POST /backend-api/codex/responses`: a turn, per account as set with `set_behaviour`
 //!   (an SSE answer with `x-codex-primary-*`/`x-codex-secondary-*` headers, a 429
 //!   `usage_limit_reached`, or any status); the bearer must be an access token the mock issued for
-//!   that account and not expired, else 401;
+//!   that account and not expired, else 401. A code review's request (`x-openai-subagent: review`)
+//!   is logged as kind `review` and answered like a turn, its text as the one finding of the
+//!   structured review result codex expects;
 //! - `POST /oauth/token` (`refresh_url()`): refresh-token rotation like the real one (a new refresh
 //!   token every time; a used one gets 401 `refresh_token_reused`, an unknown one 401 `invalid_grant`);
 //! - 404 for everything else.
@@ -41,6 +43,7 @@ pub const RESPONSES_PATH: &str = "/backend-api/codex/responses";
 pub const ACCOUNTS_CHECK_PATH: &str = "/backend-api/wham/accounts/check";
 pub const KIND_TURN: &str = "turn";
 pub const KIND_TITLE: &str = "title";
+pub const KIND_REVIEW: &str = "review";
 pub const KIND_REFRESH: &str = "refresh";
 pub const KIND_ACCOUNTS_CHECK: &str = "accounts_check";
 pub const KIND_OTHER: &str = "other";
@@ -87,7 +90,8 @@ pub struct RequestRecord {
     /// Every header, names lowercased.
     pub headers: BTreeMap<String, String>,
     /// What the mock took it for: `turn`, `title` (codex's thread-title request, also a POST to
-    /// …/codex/responses but on its own session), `refresh`, `accounts_check` or `other`.
+    /// …/codex/responses but on its own session), `review` (a code review's request, also a POST
+    /// there, from the review's own thread), `refresh`, `accounts_check` or `other`.
     #[serde(default)]
     pub kind: String,
     /// The status the mock answered.
@@ -105,6 +109,13 @@ impl RequestRecord {
     /// Codex's request for a thread title (after the first answer of a TUI session).
     pub fn is_title(&self) -> bool {
         self.kind == KIND_TITLE
+    }
+
+    /// A code review's request (header `x-openai-subagent: review`): `codex review`, `codex exec
+    /// review` and the TUI's `/review` send it from a thread of the review's own (`thread-id`), in
+    /// the session the user started (`session-id`).
+    pub fn is_review(&self) -> bool {
+        self.kind == KIND_REVIEW
     }
 
     /// A call of the refresh endpoint.
@@ -588,9 +599,9 @@ fn handle(shared: &Shared, req: &Request) -> Response {
                                       "account_routing_override": "NO_CONSTRAINT"}]}),
             ),
         },
-        KIND_TURN | KIND_TITLE => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
+        KIND_TURN | KIND_TITLE | KIND_REVIEW => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
             Err(r) => r,
-            Ok(id) => st.turn(&id, kind == KIND_TITLE),
+            Ok(id) => st.turn(&id, kind),
         },
         _ => Response::not_found(),
     };
@@ -628,6 +639,8 @@ fn classify(req: &Request) -> &'static str {
             let format = &body["text"]["format"];
             if format["type"] == "json_schema" && !format["schema"]["properties"]["title"].is_null() {
                 KIND_TITLE
+            } else if req.headers.get("x-openai-subagent").is_some_and(|v| v == "review") {
+                KIND_REVIEW
             } else {
                 KIND_TURN
             }
@@ -694,8 +707,9 @@ impl State {
     }
 
     /// Answers a turn (or a title request, which gets `TITLE_ANSWER` and does not count as an
-    /// answer) as the account's behaviour says.
-    fn turn(&mut self, account_id: &str, title: bool) -> Response {
+    /// answer; or a review, whose answer text becomes a review result) as the account's
+    /// behaviour says.
+    fn turn(&mut self, account_id: &str, kind: &str) -> Response {
         let now = chrono::Utc::now().timestamp();
         match self.behaviours.get(account_id).cloned() {
             Some(Behaviour::UsageLimit { plan_type, resets_at }) => {
@@ -710,12 +724,13 @@ impl State {
             }
             Some(Behaviour::Status { code, body }) => Response::raw(code, "application/json", body),
             answer => {
-                let (n, text) = if title {
+                let (n, text) = if kind == KIND_TITLE {
                     (0, TITLE_ANSWER.to_string())
                 } else {
                     self.answers += 1;
                     let n = self.answers;
-                    (n, if let Some(Behaviour::Answer(t)) = answer { t } else { format!("mock answer {n}") })
+                    let text = if let Some(Behaviour::Answer(t)) = answer { t } else { format!("mock answer {n}") };
+                    (n, if kind == KIND_REVIEW { review_result(n, &text) } else { text })
                 };
                 let mut r = Response::raw(200, "text/event-stream", sse_answer(n, &text));
                 r.headers.extend(rate_limit_headers(42.5, now + 3600, 10.0, now + 4 * 86400));
@@ -749,6 +764,25 @@ fn rate_limit_headers(
         h.push((format!("x-codex-{name}-reset-at"), reset.to_string()));
     }
     h
+}
+
+/// What a reviewer answers, as codex 0.169.0 reads it (`ReviewOutputEvent`): `text` is the one
+/// finding's title, which `codex review` prints as `- [P1] <text> — <path>:<lines>` under
+/// "Review comment:". (A turn that is no review prints such an answer as raw JSON.)
+fn review_result(n: u64, text: &str) -> String {
+    json!({
+        "findings": [{
+            "title": format!("[P1] {text}"),
+            "body": format!("Mock review finding {n}."),
+            "confidence_score": 0.9,
+            "priority": 1,
+            "code_location": {"absolute_file_path": "/mock-review/finding.rs", "line_range": {"start": 1, "end": 2}},
+        }],
+        "overall_correctness": "patch is incorrect",
+        "overall_explanation": format!("Mock review {n}."),
+        "overall_confidence_score": 0.9,
+    })
+    .to_string()
 }
 
 /// The SSE body of one answered turn.
@@ -853,6 +887,19 @@ mod tests {
             .collect();
         assert_eq!(logged, mock.requests());
         assert_eq!(logged.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 401, 401, 401, 429]);
+
+        // a review of the answering account: the answer's text is the finding of a review result
+        mock.set_behaviour("acct-live", Behaviour::Answer("Divides by zero".into()));
+        let mut req = post(RESPONSES_PATH, json!({"input": []}));
+        req.headers.insert("authorization".into(), format!("Bearer {}", live.access_token));
+        req.headers.insert("x-openai-subagent".into(), "review".into());
+        let review = handle(&mock.shared, &req);
+        assert_eq!(review.status, 200);
+        let done = review.body.lines().find(|l| l.starts_with("data: ") && l.contains("output_item.done")).unwrap();
+        let item: Value = serde_json::from_str(done.strip_prefix("data: ").unwrap()).unwrap();
+        let result: Value = serde_json::from_str(item["item"]["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(result["findings"][0]["title"], "[P1] Divides by zero");
+        assert!(mock.requests().last().unwrap().is_review());
     }
 
     #[test]
@@ -879,6 +926,11 @@ mod tests {
         assert_eq!(classify(&title), KIND_TITLE);
         assert_eq!(classify(&post(RESPONSES_PATH, json!({"input": []}))), KIND_TURN);
         assert_eq!(classify(&post(REFRESH_PATH, json!({}))), KIND_REFRESH);
+        let mut review = post(RESPONSES_PATH, json!({"input": []}));
+        review.headers.insert("x-openai-subagent".into(), "review".into());
+        assert_eq!(classify(&review), KIND_REVIEW);
+        review.headers.insert("x-openai-subagent".into(), "other".into());
+        assert_eq!(classify(&review), KIND_TURN);
         assert_eq!(classify(&post("/backend-api/ps/mcp", json!({}))), KIND_OTHER);
     }
 
