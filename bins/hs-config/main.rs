@@ -19,6 +19,8 @@ use shared::paths::Paths;
 ///   on_swap           shell command run after each switch, the switch's JSON on stdin
 ///   on_exhausted      wait | exit (default wait)
 ///   max_swaps         most switches in one run (default 8)
+///   resend_prompt_after  a resumed codex TUI that has started no turn this long after its
+///                     start gets the continue prompt typed for it (default 8s; off: never)
 ///
 /// `hs-config codex` prints the real codex every tool runs: $CODEX_HOTSWAP_REAL_CODEX, else
 /// real_codex, else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
@@ -74,7 +76,7 @@ fn as_map(c: &Config) -> serde_json::Map<String, serde_json::Value> {
 }
 
 const KEYS: &[&str] =
-    &["default_cooldown", "policy", "shared_home", "real_codex", "continue_prompt", "on_swap", "on_exhausted", "max_swaps"];
+    &["default_cooldown", "policy", "shared_home", "real_codex", "continue_prompt", "on_swap", "on_exhausted", "max_swaps", "resend_prompt_after"];
 
 fn check_key(key: &str) -> Result<()> {
     if !KEYS.contains(&key) {
@@ -154,6 +156,7 @@ fn update(paths: &Paths, f: impl FnOnce(&mut serde_json::Map<String, serde_json:
     m.insert("version".into(), shared::config::VERSION.into());
     let new: Config = serde_json::from_value(serde_json::Value::Object(m)).map_err(|e| anyhow::anyhow!("invalid value: {e}"))?;
     new.cooldown()?;
+    new.resend_prompt_after()?;
     shared::jsonfile::write(&paths.config(), &new)
 }
 

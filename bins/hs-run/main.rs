@@ -117,6 +117,7 @@ fn main() {
         let here = std::env::current_dir()?;
         let no_daemon = args.kind == Kind::Tui
             && codex_features::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
+        let resend_prompt_after = config.resend_prompt_after()?;
         let opts = shared::run::Options {
             cwd: shared::run::codex_cwd(&args, &here),
             args,
@@ -128,6 +129,7 @@ fn main() {
             } else {
                 Some(cli.continue_prompt.or(config.continue_prompt).unwrap_or_else(|| DEFAULT_CONTINUE_PROMPT.into()))
             },
+            resend_prompt_after,
             max_swaps: cli.max_swaps.or(config.max_swaps).unwrap_or(8),
             on_exhausted: match cli.on_exhausted {
                 Some(Exhausted::Wait) => OnExhausted::Wait,

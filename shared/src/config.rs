@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub const VERSION: u64 = 1;
 /// Cooldown for a limit whose reset time is unknown.
 pub const DEFAULT_COOLDOWN: &str = "1h";
+/// See [`Config::resend_prompt_after`].
+pub const DEFAULT_RESEND_PROMPT_AFTER: &str = "8s";
 pub const DEFAULT_CONTINUE_PROMPT: &str =
     "The previous account hit its usage limit. Continue where you left off.";
 
@@ -63,6 +65,10 @@ pub struct Config {
     /// Upper bound of switches in one hs-run (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_swaps: Option<u32>,
+    /// When a resumed codex TUI has started no turn this long after it started, hs-run types
+    /// the continue prompt for it (default `8s`; `off`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_prompt_after: Option<String>,
 }
 
 impl Config {
@@ -75,6 +81,16 @@ impl Config {
     pub fn cooldown(&self) -> Result<chrono::Duration> {
         crate::duration::parse(self.default_cooldown.as_deref().unwrap_or(DEFAULT_COOLDOWN))
             .map_err(|e| anyhow::anyhow!("config default_cooldown: {e}"))
+    }
+
+    /// `resend_prompt_after` (`None`: off).
+    pub fn resend_prompt_after(&self) -> Result<Option<std::time::Duration>> {
+        let text = self.resend_prompt_after.as_deref().unwrap_or(DEFAULT_RESEND_PROMPT_AFTER);
+        if text.trim() == "off" {
+            return Ok(None);
+        }
+        let d = crate::duration::parse(text).map_err(|e| anyhow::anyhow!("config resend_prompt_after: {e} (or off)"))?;
+        Ok(Some(d.to_std().unwrap_or_default()))
     }
 
     pub fn policy(&self) -> Policy {

@@ -126,6 +126,8 @@ pub struct Follower {
     /// The latest reset among the windows at 100 % in this turn's last `token_count`: the exact
     /// reset of a usage limit (codex writes it just before the error).
     full_until: Option<DateTime<Utc>>,
+    /// The time of the last `task_started` read: a turn began.
+    turn_started: Option<DateTime<Utc>>,
 }
 
 impl Follower {
@@ -155,7 +157,13 @@ impl Follower {
             session_id,
             reported_in_turn: Vec::new(),
             full_until: None,
+            turn_started: None,
         })
+    }
+
+    /// When the last turn read began (its `task_started` record).
+    pub fn turn_started(&self) -> Option<DateTime<Utc>> {
+        self.turn_started
     }
 
     /// The session id, once the `session_meta` line was read.
@@ -227,6 +235,7 @@ impl Follower {
             }
             "event_msg" => match payload.get("type")?.as_str()? {
                 "task_started" | "turn_started" => {
+                    self.turn_started = Some(at);
                     self.reported_in_turn.clear();
                     self.full_until = None;
                     None

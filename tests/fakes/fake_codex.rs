@@ -16,6 +16,8 @@
 //! - `FAKE_CODEX_IGNORE_CTRL_C`: sessions that ignore Ctrl-C (hs-run must escalate to SIGTERM)
 //! - `FAKE_CODEX_SHUTDOWN_MS`: how long the TUI takes to shut down after its quitting Ctrl-C; a
 //!   Ctrl-C meanwhile cuts it short and leaves `$FAKE_CODEX_LOG.cut`
+//! - `FAKE_CODEX_DROP_RESUME_PROMPT`: resumed TUI sessions that never send the prompt given to
+//!   `resume` (every other one sends it as a turn at once: `task_started` and the user message)
 //! - `FAKE_CODEX_EXIT`: exit code on quit (`q`, or Ctrl-C twice) and for a finished exec (default 0)
 //! - `FAKE_CODEX_SIGNAL`: the signal the TUI raises on itself when `d` is typed (default 9)
 //! - `FAKE_CODEX_EXEC_SLEEP_MS`: how long an exec session works before answering
@@ -270,6 +272,18 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let mut typed = String::new();
     out(&format!("\x1b[{};1H› ready", row + 1));
     let prompt_row = row + 1;
+    // codex sends the prompt given to `resume` as the session's next turn (the fake can drop it,
+    // as codex 0.169.0 sometimes does under load)
+    let turn = |rollout: &mut Rollout, text: &str| {
+        rollout.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_started"}}));
+        rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":text}]}}));
+        out(&format!("\x1b[{};1H› {text}\x1b[K", prompt_row + 2));
+    };
+    if let Some(p) = resume.as_ref().and(rest.get(1)) {
+        if !selected("FAKE_CODEX_DROP_RESUME_PROMPT", n) {
+            turn(&mut rollout, p);
+        }
+    }
     let mut buf = [0u8; 256];
     loop {
         if winch.swap(false, std::sync::atomic::Ordering::SeqCst) {
@@ -331,7 +345,7 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
                     unsafe { libc::raise(sig) };
                 }
                 b'\r' => {
-                    rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":typed}]}}));
+                    turn(&mut rollout, &typed);
                     typed.clear();
                 }
                 c if (0x20..0x7f).contains(&c) => {

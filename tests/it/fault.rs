@@ -5,7 +5,7 @@
 //! `HS_FAULT_SEED` replays one run (the seed is printed when a check fails).
 
 use crate::support::auth::Tokens;
-use crate::support::env::{Run, TestEnv};
+use crate::support::env::{regular_files, Run, TestEnv};
 use crate::support::tui::Tui;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -108,22 +108,6 @@ impl Accounts {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Regular files under `dir` (symlinks are not followed, nor listed).
-fn regular_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(ft) if ft.is_dir() => stack.push(e.path()),
-                Ok(ft) if ft.is_file() => out.push(e.path()),
-                _ => {}
-            }
-        }
-    }
-    out
 }
 
 /// xorshift64*: enough randomness for kill moments, replayable from a seed.

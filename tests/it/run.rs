@@ -1,6 +1,6 @@
 //! hs-run with the fake codex (tests/fakes/fake_codex.rs) and the real sibling tools.
 
-use crate::support::env::{bin, TestEnv};
+use crate::support::env::{bin, regular_files, TestEnv};
 use crate::support::tui::Tui;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -280,6 +280,61 @@ fn a_quitting_codex_gets_no_more_ctrl_c() {
     assert_eq!(e.runs()[1]["account_id"], "acct-acc2");
     let cut = PathBuf::from(format!("{}.cut", e.log.display()));
     assert!(!cut.exists(), "a Ctrl-C cut the shutdown of codex short");
+}
+
+/// How many turns carried `text` as their user message, in every rollout of the shared store.
+fn turns_with(t: &TestEnv, text: &str) -> usize {
+    let says = |v: &Value| {
+        let p = &v["payload"];
+        p["role"] == "user" && p["content"].as_array().is_some_and(|c| c.iter().any(|c| c["text"] == text))
+    };
+    regular_files(&t.home.join(".codex/sessions"))
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>())
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| says(&v)))
+        .count()
+}
+
+/// A limit on acc1 with `resend_prompt_after` 1s; the resumed fake codex drops its prompt when
+/// `drop` says so.
+fn resumed_with_resend(drop: bool) -> (Env, Tui) {
+    let e = Env::new(2);
+    e.t.run("hs-config", &["set", "resend_prompt_after", "1s"]).ok();
+    let tui = e.tui(&[], &[("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_DROP_RESUME_PROMPT", if drop { "2" } else { "" })]);
+    tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+    tui.wait_for_text("› ready", T).unwrap();
+    (e, tui)
+}
+
+#[test]
+fn a_resumed_codex_that_never_sends_its_prompt_gets_it_typed_once() {
+    let (e, tui) = resumed_with_resend(true);
+    tui.wait_until(|_| turns_with(&e.t, DEFAULT_PROMPT) == 1, T).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(turns_with(&e.t, DEFAULT_PROMPT), 1, "typed once");
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+}
+
+#[test]
+fn a_resumed_codex_that_sends_its_prompt_gets_no_second_one() {
+    let (e, tui) = resumed_with_resend(false);
+    tui.wait_until(|_| turns_with(&e.t, DEFAULT_PROMPT) == 1, T).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(turns_with(&e.t, DEFAULT_PROMPT), 1);
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
+}
+
+#[test]
+fn typing_into_a_resumed_codex_cancels_the_resend() {
+    let (e, tui) = resumed_with_resend(true);
+    tui.type_text("hello there");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(turns_with(&e.t, DEFAULT_PROMPT), 0, "the user is typing: hs-run keeps out");
+    assert!(tui.screen_has("hello there"), "{}", tui.screen());
+    tui.send(b"q");
+    assert_eq!(e.finished(&tui), 0);
 }
 
 #[test]

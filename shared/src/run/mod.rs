@@ -72,6 +72,9 @@ pub struct Options {
     pub account: Option<String>,
     /// The prompt sent with `resume`; `None` for `--no-continue`.
     pub continue_prompt: Option<String>,
+    /// Type the continue prompt into a resumed TUI that started no turn this long after its
+    /// start (config `resend_prompt_after`; `None`: never).
+    pub resend_prompt_after: Option<Duration>,
     pub max_swaps: u32,
     pub on_exhausted: OnExhausted,
     /// Shell command run after each switch with the switch's JSON on stdin.
@@ -284,6 +287,10 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
+            resend: match (second_run && interactive, opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+                (true, Some(p), Some(after)) => Some((p, after)),
+                _ => None,
+            },
             log,
         };
         log.line(format_args!("run on {account}: codex {}", argv.join(" ")));

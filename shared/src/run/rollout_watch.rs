@@ -121,6 +121,11 @@ impl RolloutTail {
         RolloutTail { meta: read_session_meta(&path).ok(), path, follower, since, last_limits: None }
     }
 
+    /// A turn began at or after `since` (in what was read so far).
+    pub fn turn_started(&self) -> bool {
+        self.follower.as_ref().and_then(Follower::turn_started).is_some_and(|t| t >= self.since)
+    }
+
     /// Reads what was appended since the last call; returns the new events (without account).
     pub fn poll(&mut self) -> Vec<Event> {
         if self.meta.is_none() {

@@ -36,6 +36,9 @@ pub struct RunSpec<'a> {
     pub null_stdin: bool,
     /// The rollout of the session being resumed (codex appends to it).
     pub known_rollout: Option<&'a Path>,
+    /// A resumed TUI given a continue prompt: if no turn has started this long after codex
+    /// started (the rollout shows none) and nothing was typed, hs-run types the prompt itself.
+    pub resend: Option<(&'a str, Duration)>,
     pub log: &'a super::Log,
 }
 
@@ -428,7 +431,24 @@ struct Runner<'a> {
     ids: IdScan,
     /// Terminal queries in codex's output since the stop began.
     queries: usize,
+    started: Instant,
+    /// The user typed something (not a terminal answer) into this codex.
+    typed: bool,
+    resend: Resend,
 }
+
+/// Where [`RunSpec::resend`] is.
+#[derive(Clone, Copy, PartialEq)]
+enum Resend {
+    Waiting,
+    /// The prompt is typed; Enter follows after a pause (codex takes keys that come in one burst
+    /// with the text for a paste, and Enter in a paste for a new line).
+    Typed(Instant),
+    Done,
+}
+
+/// The pause between the typed prompt and its Enter.
+const RESEND_ENTER_AFTER: Duration = Duration::from_millis(500);
 
 /// Runs codex once, as `spec` says.
 pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunResult> {
@@ -505,6 +525,9 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         printed_id: None,
         ids: IdScan::default(),
         queries: 0,
+        started: Instant::now(),
+        typed: false,
+        resend: if spec.resend.is_some() && spec.pty { Resend::Waiting } else { Resend::Done },
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -581,6 +604,8 @@ impl Runner<'_> {
                             // While codex is being stopped, keys (and the terminal's answers to
                             // its last queries) are dropped: they are not for the next codex.
                             Got::Data(n) if self.stop.is_none() => {
+                                // (a terminal's answers to codex's queries start with ESC)
+                                self.typed |= buf[0] != 0x1b;
                                 self.to_codex.extend_from_slice(&buf[..n]);
                                 self.write_keys();
                             }
@@ -798,6 +823,39 @@ impl Runner<'_> {
             self.flush_telemetry();
         }
         self.advance_stop();
+        self.resend_if_no_turn();
+    }
+
+    /// codex 0.169.0 sometimes starts a resumed session, redraws it, and never sends the prompt
+    /// it was given (seen under load; codex's side). After [`RunSpec::resend`]'s wait with no
+    /// turn in the rollout and nothing typed by the user, the prompt is typed into codex once.
+    fn resend_if_no_turn(&mut self) {
+        let Some((prompt, after)) = self.spec.resend else { return };
+        match self.resend {
+            Resend::Waiting => {
+                let turned = [&self.rollout, &self.known].into_iter().flatten().any(|t| t.turn_started());
+                if turned || self.typed || self.stop.is_some() || self.status.is_some() || self.master.is_none() {
+                    self.resend = Resend::Done;
+                } else if self.started.elapsed() >= after {
+                    self.spec.log.line(format_args!(
+                        "no turn started {:.1} s after the resume: typing the continue prompt",
+                        after.as_secs_f32()
+                    ));
+                    let text = prompt.replace(['\r', '\n'], " ");
+                    self.to_codex.extend_from_slice(text.as_bytes());
+                    self.write_keys();
+                    self.resend = Resend::Typed(Instant::now());
+                }
+            }
+            Resend::Typed(at) if at.elapsed() >= RESEND_ENTER_AFTER => {
+                if self.stop.is_none() && self.status.is_none() {
+                    self.to_codex.push(b'\r');
+                    self.write_keys();
+                }
+                self.resend = Resend::Done;
+            }
+            _ => {}
+        }
     }
 
     /// Follows `path`: the resumed session's file from where it ended, any other from its start
@@ -813,8 +871,10 @@ impl Runner<'_> {
         }
     }
 
+    /// Reads what codex appended to its rollout: the one found open in its process tree, else
+    /// (not found yet) the resumed session's, which is the same file.
     fn poll_rollout(&mut self) {
-        let evs = self.rollout.as_mut().map(|r| r.poll()).unwrap_or_default();
+        let evs = self.rollout.as_mut().or(self.known.as_mut()).map(|r| r.poll()).unwrap_or_default();
         for ev in evs {
             self.on_event(ev);
         }

@@ -263,3 +263,19 @@ pub fn run_with_small_file_limit(mut cmd: Command) -> Run {
     }
     Run::from(cmd.output().unwrap())
 }
+
+/// Regular files under `dir` (symlinks are not followed, nor listed).
+pub fn regular_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(ft) if ft.is_dir() => stack.push(e.path()),
+                Ok(ft) if ft.is_file() => out.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
