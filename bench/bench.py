@@ -179,6 +179,11 @@ def make_text(path, size):
             written += len(part)
 
 
+# Rounds of the relay benchmark (each runs all four, one after the other): the machine's load
+# moves single runs by ±20 %, so the median of several rounds is shown.
+RELAY_ROUNDS = int(os.environ.get("HS_BENCH_ROUNDS", "5"))
+
+
 def null_detector_bin(bin_dir, work):
     """A copy of the tools with hs-detect replaced by a reader that throws its input away: hs-run
     relaying exactly as it does, without the screen model's work."""
@@ -212,7 +217,7 @@ def relay(bin_dir, work):
             "direct": [gen],
         }
         runs = {k: [] for k in cmds}
-        for _ in range(3):
+        for _ in range(RELAY_ROUNDS):
             for name, argv in cmds.items():
                 t0 = time.monotonic()
                 p, m = pty_spawn(["/usr/bin/time", "-f", "%M %e %U %S", "-o", tfile, *argv], s.env, s.home)
@@ -231,13 +236,13 @@ def relay(bin_dir, work):
         cpu = {k: statistics.median(r[3] for r in v) for k, v in runs.items()}
         results[mb] = (med, rss)
         rate = lambda k: mb / med[k]
-        row(f"relay {mb} MB, throughput (median of 3)", f"hs-run {rate('hs-run'):.0f} MB/s",
+        row(f"relay {mb} MB, throughput (median of {RELAY_ROUNDS})", f"hs-run {rate('hs-run'):.0f} MB/s",
             f"script {rate('script'):.0f} MB/s (direct on the PTY {rate('direct'):.0f} MB/s)",
             f"{rate('hs-run') / rate('script'):.2f} of script", "≥ 0.8 of script")
-        row(f"relay {mb} MB, hs-run with hs-detect replaced by `cat >/dev/null` (median of 3)",
+        row(f"relay {mb} MB, hs-run with hs-detect replaced by `cat >/dev/null` (median of {RELAY_ROUNDS})",
             f"{rate('hs-run, null detector'):.0f} MB/s", f"script {rate('script'):.0f} MB/s",
             f"{rate('hs-run, null detector') / rate('script'):.2f} of script", "(what the relay alone costs)")
-        row(f"relay {mb} MB, CPU time of the whole tree (generator included; median of 3)",
+        row(f"relay {mb} MB, CPU time of the whole tree (generator included; median of {RELAY_ROUNDS})",
             f"hs-run {cpu['hs-run']:.2f} s, with the null detector {cpu['hs-run, null detector']:.2f} s",
             f"script {cpu['script']:.2f} s, generator alone {cpu['direct']:.2f} s",
             f"screen model {cpu['hs-run'] - cpu['hs-run, null detector']:.2f} s", "")

@@ -432,6 +432,9 @@ struct Runner<'a> {
     /// Terminal queries in codex's output since the stop began.
     queries: usize,
     started: Instant,
+    /// When the periodic work of [`Runner::tick`] is next due; a SIGCHLD came since the last.
+    next_tick: Instant,
+    child_signalled: bool,
     /// The user typed something (not a terminal answer) into this codex.
     typed: bool,
     resend: Resend,
@@ -446,6 +449,9 @@ enum Resend {
     Typed(Instant),
     Done,
 }
+
+/// How often [`Runner::tick`]'s periodic work runs at most.
+const TICK: Duration = Duration::from_millis(20);
 
 /// The pause between the typed prompt and its Enter.
 const RESEND_ENTER_AFTER: Duration = Duration::from_millis(500);
@@ -526,6 +532,8 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         ids: IdScan::default(),
         queries: 0,
         started: Instant::now(),
+        next_tick: Instant::now(),
+        child_signalled: false,
         typed: false,
         resend: if spec.resend.is_some() && spec.pty { Resend::Waiting } else { Resend::Done },
     };
@@ -705,7 +713,7 @@ impl Runner<'_> {
                         self.restart_screen_detector((ws.ws_row, ws.ws_col));
                     }
                 }
-                libc::SIGCHLD => {}
+                libc::SIGCHLD => self.child_signalled = true,
                 // In raw mode Ctrl-C is a key for codex; a SIGINT can only come from kill(1),
                 // and codex (in its own session) does not get it from the terminal: ignore it.
                 libc::SIGTERM | libc::SIGHUP | libc::SIGINT if sig != libc::SIGINT || self.master.is_none() => {
@@ -804,7 +812,15 @@ impl Runner<'_> {
     }
 
     fn tick(&mut self, _term: &mut Term) {
+        // The periodic work runs at most every 20 ms (and codex's end is looked for at once on
+        // SIGCHLD): a flood of output comes in 4 KiB reads, and each needs only the copying.
+        let now = Instant::now();
+        if !self.child_signalled && now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TICK;
         if self.status.is_none() {
+            self.child_signalled = false;
             if let Ok(Some(st)) = self.child.try_wait() {
                 self.spec.log.line(format_args!("codex exited: {st}"));
                 self.status = Some(st);
@@ -894,7 +910,8 @@ impl Runner<'_> {
             (None, Some((stop, plan))) => stop.next(plan).map(|(_, at, _)| at.saturating_duration_since(Instant::now())),
             _ => None,
         };
-        let ms = due.map_or(100, |d| d.as_millis().min(100) as u16);
+        let tick = self.next_tick.saturating_duration_since(Instant::now());
+        let ms = due.map_or(100, |d| d.max(tick).as_millis().min(100) as u16);
         ms.max(1)
     }
 
