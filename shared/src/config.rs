@@ -101,3 +101,17 @@ impl Config {
         self.shared_home.clone().unwrap_or_else(|| paths.default_shared_home())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resend_prompt_after_defaults_to_8s_and_can_be_off() {
+        let with = |v: Option<&str>| Config { resend_prompt_after: v.map(String::from), ..Default::default() };
+        assert_eq!(with(None).resend_prompt_after().unwrap(), Some(std::time::Duration::from_secs(8)));
+        assert_eq!(with(Some("1m30s")).resend_prompt_after().unwrap(), Some(std::time::Duration::from_secs(90)));
+        assert_eq!(with(Some("off")).resend_prompt_after().unwrap(), None);
+        assert!(with(Some("later")).resend_prompt_after().is_err());
+    }
+}

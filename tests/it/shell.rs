@@ -179,7 +179,11 @@ fn config_tool_validates_before_writing() {
     let r = t.run("hs-config", &["set", "colour", "red"]).code(2);
     assert!(r.stderr.contains("unknown setting 'colour'"), "{}", r.stderr);
     t.run("hs-config", &["set", "max_swaps", "many"]).code(2);
+    let r = t.run("hs-config", &["set", "resend_prompt_after", "later"]).code(2);
+    assert!(r.stderr.contains("config resend_prompt_after: invalid duration \"later\""), "{}", r.stderr);
     assert_eq!(std::fs::read(t.config_dir().join("config.json")).unwrap(), before);
+    t.run("hs-config", &["set", "resend_prompt_after", "off"]).ok();
+    t.run("hs-config", &["unset", "resend_prompt_after"]).ok();
     t.run("hs-config", &["set", "max_swaps", "3"]).ok();
     assert_eq!(t.run("hs-config", &["show", "--json"]).ok().json(), serde_json::json!({"max_swaps":3,"policy":"soonest-reset"}));
     t.run("hs-config", &["unset", "policy"]).ok();
