@@ -74,6 +74,9 @@ show "hs-detect size 1x80 (known bug)" bash -c "hs-detect --format tui --size 1x
 fresh
 show "failed state write (file size limit)" bash -c 'ulimit -f 0; trap "" XFSZ; hs-rotate exhaust acc1 --for 1h'
 show "failed registry write (file size limit)" bash -c 'ulimit -f 0; trap "" XFSZ; hs-vault add acc3'
+fresh; chmod 500 $S
+show "state folder read-only (root: without its override capabilities)" setpriv --bounding-set=-dac_override,-dac_read_search -- hs-rotate exhaust acc1 --for 1h
+chmod 700 $S
 fresh
 hs-overlay create --account acc1 --owner-pid 1 > $W/ov.json 2>/dev/null; id=$(python3 -c "import json;print(json.load(open('$W/ov.json'))['id'])")
 printf 'nonsense' > $S/runtime/$id/.hs-overlay.json

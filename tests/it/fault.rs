@@ -467,3 +467,42 @@ fn failed_registry_and_config_writes_keep_the_old_files() {
     a.t.run("hs-config", &["get", "continue_prompt"]).code(1);
     assert_eq!(temp_files(&a.t.config_dir()), Vec::<String>::new());
 }
+
+/// A folder that cannot be written (for root too: the tools run without the capabilities that let
+/// root write anywhere): each state write fails with one line naming the file, and the old
+/// files stay as they were, with no temp file left.
+#[test]
+fn writes_into_read_only_folders_keep_the_old_files() {
+    use crate::support::env::run_bound_by_permissions;
+    use std::os::unix::fs::PermissionsExt;
+    let a = Accounts::new(2);
+    a.t.run("hs-rotate", &["exhaust", "acc1", "--for", "1h"]).ok();
+    a.t.run("hs-config", &["set", "default_cooldown", "2h"]).ok();
+    let files = [a.t.state_dir().join("rotation.json"), a.t.config_dir().join("accounts.json"), a.t.config_dir().join("config.json")];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let chmod = |mode| {
+        for d in [a.t.state_dir(), a.t.config_dir()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    chmod(0o500);
+    for (tool, args, file) in [
+        ("hs-rotate", &["exhaust", "acc2", "--for", "1h"][..], "rotation.json"),
+        ("hs-vault", &["add", "acc3"][..], "accounts.json"),
+        ("hs-config", &["set", "policy", "soonest-reset"][..], "config.json"),
+    ] {
+        let mut cmd = a.t.cmd(tool);
+        cmd.args(args);
+        let r = run_bound_by_permissions(cmd).code(2);
+        assert!(r.stderr.starts_with(&format!("{tool}: ")), "{}", r.stderr);
+        assert!(r.stderr.contains(file) && r.stderr.contains("Permission denied"), "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    chmod(0o700);
+    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(before == after, "old files intact");
+    assert_eq!(temp_files(&a.t.state_dir()), Vec::<String>::new());
+    assert_eq!(temp_files(&a.t.config_dir()), Vec::<String>::new());
+    let st = a.t.run("hs-rotate", &["status", "--json"]).ok().json_lines();
+    assert!(st.iter().any(|v| v["name"] == "acc2" && v["state"] == "available"), "{st:?}");
+}

@@ -243,7 +243,7 @@ fn parallel_updates_lose_nothing() {
 }
 
 /// A write that fails (here: the file-size limit, `ulimit -f`) leaves the old state intact and
-/// says what failed. As root a read-only folder does not stop writes, so the size limit stands in.
+/// says what failed. (A read-only folder: `fault::writes_into_read_only_folders_keep_the_old_files`.)
 #[test]
 fn failed_state_write_keeps_the_old_file() {
     let t = with_accounts(&["acc1", "acc2"]);
