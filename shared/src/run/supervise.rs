@@ -1031,6 +1031,20 @@ pub(crate) fn is_redraw(l: &LimitEvent, handled: &[LimitEvent]) -> bool {
     })
 }
 
+/// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
+/// attributes, cursor position, colours, keyboard protocol.
+const QUERIES: &[&[u8]] = &[b"\x1b[c", b"\x1b[0c", b"\x1b[6n", b"\x1b]10;?", b"\x1b]11;?", b"\x1b[?u"];
+
+/// Terminal answers in what the terminal sent: each starts a control sequence (CSI or OSC; the
+/// `ESC \\` that ends an OSC answer is not another one).
+pub(crate) fn count_answers(bytes: &[u8]) -> usize {
+    bytes.windows(2).filter(|w| w == b"\x1b[" || w == b"\x1b]").count()
+}
+
+fn count_queries(bytes: &[u8]) -> usize {
+    QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1099,19 +1113,3 @@ mod tests {
         assert!(!is_redraw(&other, &[from_rollout]));
     }
 }
-
-/// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
-/// attributes, cursor position, colours, keyboard protocol.
-const QUERIES: &[&[u8]] = &[b"\x1b[c", b"\x1b[0c", b"\x1b[6n", b"\x1b]10;?", b"\x1b]11;?", b"\x1b[?u"];
-
-/// Terminal answers in what the terminal sent: each starts a control sequence (CSI or OSC; the
-/// `ESC \\` that ends an OSC answer is not another one).
-pub(crate) fn count_answers(bytes: &[u8]) -> usize {
-    bytes.windows(2).filter(|w| w == b"\x1b[" || w == b"\x1b]").count()
-}
-
-fn count_queries(bytes: &[u8]) -> usize {
-    QUERIES.iter().map(|q| bytes.windows(q.len()).filter(|w| w == q).count()).sum()
-}
-
-
