@@ -828,7 +828,16 @@ mod real {
         assert_eq!(st.code(), Some(0), "{}", tui.screen());
         assert_no_overlay(&r.env);
         let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
-        assert_eq!(turns_on_acc2, 1, "one limit, one switch, one resumed turn");
+        assert!((1..=1 + resends(&r)).contains(&turns_on_acc2), "one limit, one switch, one resumed turn: {turns_on_acc2}");
+    }
+
+    /// How often hs-run typed the continue prompt into a resumed codex that sent none
+    /// (`resend_prompt_after`). codex 0.169.0 can hold a resumed session's prompt behind its
+    /// rate-limit recovery (the replayed limit of the old account) and never send it; the typed
+    /// prompt makes it go on, and it may then send the held one too: one extra turn.
+    fn resends(r: &RealWorld) -> usize {
+        let log = std::fs::read_to_string(r.hs_run_log()).unwrap_or_default();
+        log.matches("typing the continue prompt").count()
     }
 
     /// Ctrl-C until codex quits, as a person does: one closes a popup or interrupts what still
@@ -856,7 +865,11 @@ mod real {
         tui.submit("question for three");
         tui.wait_for_text("Hello from acc3", WAIT).unwrap_or_else(|e| panic!("{e}"));
         let turns: Vec<_> = r.mock.turns();
-        let seen: Vec<_> = turns.iter().map(|t| (t.account_id.clone().unwrap_or_default(), t.status)).collect();
+        let mut seen: Vec<_> = turns.iter().map(|t| (t.account_id.clone().unwrap_or_default(), t.status)).collect();
+        if resends(&r) > 0 {
+            // see `resends`: codex may then send its held prompt after the typed one
+            seen.dedup();
+        }
         assert_eq!(seen, [("acct-acc1".to_string(), 429), ("acct-acc2".to_string(), 429), ("acct-acc3".to_string(), 200)]);
         assert!(turns.iter().all(|t| t.session_id.is_some() && t.session_id == turns[0].session_id), "one session: {turns:?}");
         let swaps = swaps(&r.env);
@@ -893,7 +906,8 @@ mod real {
         tui.wait_for_text(&format!("continue this session later with: codex resume {session}"), WAIT)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(tui.screen_has("codex-hotswap: every account has hit its usage limit:"), "{}", tui.screen());
-        assert_eq!(r.mock.turns().len(), 3, "one turn per account");
+        let turns = r.mock.turns().len();
+        assert!((3..=3 + resends(&r)).contains(&turns), "one turn per account: {turns}");
         assert_no_overlay(&r.env);
     }
 
