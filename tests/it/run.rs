@@ -832,9 +832,9 @@ mod real {
     }
 
     /// How often hs-run typed the continue prompt into a resumed codex that sent none
-    /// (`resend_prompt_after`). codex 0.169.0 can hold a resumed session's prompt behind its
-    /// rate-limit recovery (the replayed limit of the old account) and never send it; the typed
-    /// prompt makes it go on, and it may then send the held one too: one extra turn.
+    /// (`resend_prompt_after`). codex 0.169.0 can hold a resumed session's prompt (apparently
+    /// behind the rate-limit recovery the old account's replayed limit sets) and never send it;
+    /// the typed prompt makes it go on, and it may then send the held one too: one extra turn.
     fn resends(r: &RealWorld) -> usize {
         let log = std::fs::read_to_string(r.hs_run_log()).unwrap_or_default();
         log.matches("typing the continue prompt").count()

@@ -843,8 +843,8 @@ impl Runner<'_> {
     }
 
     /// codex 0.169.0 sometimes starts a resumed session, redraws it, and never sends the prompt
-    /// it was given (seen under load: it holds the prompt behind its rate-limit recovery, which
-    /// the old account's replayed limit set). After [`RunSpec::resend`]'s wait with no turn in
+    /// it was given (seen under load; apparently held behind its rate-limit recovery, which the
+    /// old account's replayed limit sets). After [`RunSpec::resend`]'s wait with no turn in
     /// the rollout and nothing typed by the user, the prompt is typed into codex once; codex may
     /// then send the held one as well (one extra turn: better than a session that waits forever).
     fn resend_if_no_turn(&mut self) {
