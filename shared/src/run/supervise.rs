@@ -326,20 +326,12 @@ impl Stop {
     /// Reads codex's output while it is being stopped.
     fn saw(&mut self, bytes: &[u8]) {
         self.answered |= self.key_at.is_some();
-        if self.quitting.is_none() {
-            let edge = [self.tail.as_slice(), &bytes[..bytes.len().min(QUITTING.len())]].concat();
-            if contains(&edge, QUITTING) || contains(bytes, QUITTING) {
-                self.quitting = Some(Instant::now());
-            }
+        // (codex draws little while it is being stopped: the copy costs nothing)
+        let seen = [self.tail.as_slice(), bytes].concat();
+        if self.quitting.is_none() && contains(&seen, QUITTING) {
+            self.quitting = Some(Instant::now());
         }
-        let keep = QUITTING.len() - 1;
-        if bytes.len() >= keep {
-            self.tail = bytes[bytes.len() - keep..].to_vec();
-        } else {
-            self.tail.extend_from_slice(bytes);
-            let cut = self.tail.len().saturating_sub(keep);
-            self.tail.drain(..cut);
-        }
+        self.tail = seen[seen.len().saturating_sub(QUITTING.len() - 1)..].to_vec();
     }
 
     /// The next step of `plan` and when it is due. Once codex is quitting, no Ctrl-C is left
@@ -819,8 +811,8 @@ impl Runner<'_> {
             return;
         }
         self.next_tick = now + TICK;
+        self.child_signalled = false;
         if self.status.is_none() {
-            self.child_signalled = false;
             if let Ok(Some(st)) = self.child.try_wait() {
                 self.spec.log.line(format_args!("codex exited: {st}"));
                 self.status = Some(st);
@@ -1086,6 +1078,22 @@ mod tests {
         assert_eq!(s.scan(Stream::Stdout, b"codex resu"), None);
         assert_eq!(s.scan(Stream::Stderr, format!("me {id}\n").as_bytes()), None);
         assert_eq!(s.scan(Stream::Pty, format!("codex resume {id}").as_bytes()), None);
+    }
+
+    #[test]
+    fn quitting_is_seen_however_the_output_is_cut() {
+        let out = b"\x1b[28;3HShutting down...\x1b[?2026l";
+        for cut in 0..=out.len() {
+            let mut stop = Stop::new();
+            stop.saw(b"frame");
+            stop.saw(&out[..cut]);
+            stop.saw(&out[cut..]);
+            assert!(stop.quitting.is_some(), "cut at {cut}");
+        }
+        let mut stop = Stop::new();
+        stop.saw(b"Shutting");
+        stop.saw(b" up");
+        assert!(stop.quitting.is_none());
     }
 
     #[test]
