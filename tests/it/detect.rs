@@ -489,12 +489,18 @@ fn library_marks_and_resizes() {
     assert!(d.finish().is_empty());
 }
 
-/// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
-/// `shell/test detect::capture_real_fixtures -- --ignored`. Each capture's sidecar states the
-/// events the scenario makes codex show, worked out from what the mock was told to answer, not
-/// from running the detector.
-#[test]
-#[ignore]
+mod real {
+    /// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
+    /// `CODEX_HOTSWAP_TEST_VERSIONS=0.169.0 shell/test detect::real::capture_real_fixtures -- --ignored`.
+    #[test]
+    #[ignore]
+    fn capture_real_fixtures() {
+        super::capture_real_fixtures()
+    }
+}
+
+/// Each capture's sidecar states the events the scenario makes codex show, worked out from what
+/// the mock was told to answer, not from running the detector.
 fn capture_real_fixtures() {
     use crate::support::auth::{leaked_markers, FakeAccount};
     use crate::support::mock::{Behaviour, MockBackend};
@@ -505,7 +511,7 @@ fn capture_real_fixtures() {
     const READY: &str = "Ask Codex to do anything";
     let out_dir = fixtures_dir().join("real");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let version = std::fs::read_to_string(repo_root().join("tests/codex-version")).unwrap().trim().to_string();
+    let version = crate::support::mock::real_codex_version();
 
     struct Capture<'a> {
         env: TestEnv,

@@ -235,6 +235,6 @@ fn the_real_codex_can_be_put_on_the_sealed_path() {
     let mut env = TestEnv::new();
     let link = put_real_codex_on_path(&mut env);
     let run = env.run("/bin/sh", &["-c", "command -v codex && codex --version"]).ok();
-    let version = std::fs::read_to_string(crate::support::env::repo_root().join("tests/codex-version")).unwrap();
-    assert_eq!(run.stdout, format!("{}\ncodex-cli {}\n", link.display(), version.trim()));
+    let version = crate::support::mock::real_codex_version();
+    assert_eq!(run.stdout, format!("{}\ncodex-cli {version}\n", link.display()));
 }

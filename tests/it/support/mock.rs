@@ -167,11 +167,41 @@ pub struct MockBackend {
 }
 
 /// The path of the real codex the tests run, from `CODEX_HOTSWAP_TEST_CODEX` (set by `shell/test`).
+/// Only for a test in a module named `real` or `real_…`: `shell/test` picks the tests to run
+/// against each codex version by that name, so any other test asking is a mistake to fix.
 pub fn real_codex() -> PathBuf {
+    if let Some(test) = std::thread::current().name().filter(|n| n.contains("::")) {
+        assert!(
+            is_real_codex_test(test),
+            "{test} runs the real codex: put it in a module named `real` (shell/test runs those with every codex version)"
+        );
+    }
     match std::env::var_os("CODEX_HOTSWAP_TEST_CODEX") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => panic!("CODEX_HOTSWAP_TEST_CODEX is not set: run the tests with shell/test"),
     }
+}
+
+/// Whether test `path` (`run::real::x`) is in a module named `real` or `real_…`: the same rule
+/// as `shell/test`'s.
+pub fn is_real_codex_test(path: &str) -> bool {
+    let modules = path.rsplit_once("::").map_or("", |(m, _)| m);
+    modules.split("::").any(|m| m == "real" || m.starts_with("real_"))
+}
+
+/// The version of the real codex under test (`CODEX_HOTSWAP_TEST_CODEX_VERSION`, set by `shell/test`).
+pub fn real_codex_version() -> String {
+    match std::env::var("CODEX_HOTSWAP_TEST_CODEX_VERSION") {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("CODEX_HOTSWAP_TEST_CODEX_VERSION is not set: run the tests with shell/test"),
+    }
+}
+
+/// Every codex version `shell/test` installed for this run, newest first, as (version, path)
+/// (`CODEX_HOTSWAP_TEST_CODEXES`).
+pub fn real_codexes() -> Vec<(String, PathBuf)> {
+    let all = std::env::var("CODEX_HOTSWAP_TEST_CODEXES").unwrap_or_default();
+    all.lines().filter_map(|l| l.split_once('=')).map(|(v, p)| (v.to_string(), PathBuf::from(p))).collect()
 }
 
 /// `base` (a PATH) with the folder of `node` in front when `shell/test` named it in

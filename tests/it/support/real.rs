@@ -35,10 +35,15 @@ impl RealWorld {
 
     /// hs-run and the shim run the real codex against the mock (node on PATH,
     /// CODEX_HOTSWAP_REAL_CODEX, the mock's variables); hs-run logs to [`Self::hs_run_log`].
-    pub fn with_hs_run(mut self) -> RealWorld {
+    pub fn with_hs_run(self) -> RealWorld {
+        self.with_hs_run_on(&real_codex())
+    }
+
+    /// [`Self::with_hs_run`] with the codex at `codex` (a test of two codex versions).
+    pub fn with_hs_run_on(mut self, codex: &Path) -> RealWorld {
         let path = real_codex_path(&self.env.vars["PATH"].to_string_lossy());
         self.env.set("PATH", path);
-        self.env.set("CODEX_HOTSWAP_REAL_CODEX", real_codex());
+        self.env.set("CODEX_HOTSWAP_REAL_CODEX", codex);
         for (k, v) in self.mock.codex_env() {
             self.env.set(&k, v);
         }
@@ -95,7 +100,8 @@ impl Drop for RealWorld {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let log = fs::read_to_string(self.hs_run_log()).unwrap_or_default();
-            eprintln!("---- hs-run log\n{log}---- mock requests\n{}", self.requests_summary());
+            let version = std::env::var("CODEX_HOTSWAP_TEST_CODEX_VERSION").unwrap_or_default();
+            eprintln!("---- codex-cli {version}\n---- hs-run log\n{log}---- mock requests\n{}", self.requests_summary());
         }
     }
 }

@@ -1,0 +1,177 @@
+//! Codex versions: two real versions on one shared store (`cross_version`, run once by
+//! `shell/test` with the newest and the oldest version under test).
+
+use crate::support::mock::{is_real_codex_test, real_codex};
+
+/// `shell/test` runs the tests of modules named `real…` with every codex version; a test
+/// elsewhere that starts the real codex would run with one version only, so it is refused.
+#[test]
+fn only_tests_in_a_real_module_get_the_real_codex() {
+    let refused = std::panic::catch_unwind(real_codex).expect_err("refused");
+    let msg = refused.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("versions::only_tests_in_a_real_module_get_the_real_codex runs the real codex: put it in a module named `real`"), "{msg}");
+    for (path, real) in [
+        ("run::real::real_tui_moves", true),
+        ("real_harness::tui_answers", true),
+        ("overlay::real_codex::two_overlays", true),
+        ("detect::real::capture_real_fixtures", true),
+        ("real_review", false),
+        ("review::real_review_at_the_limit", false),
+        ("surreal::x", false),
+        ("realm::x", false),
+    ] {
+        assert_eq!(is_real_codex_test(path), real, "{path}");
+    }
+}
+
+/// The newest and the oldest codex of `tests/codex-versions` on one shared store, through hs-run:
+/// what one version writes, the other lists and resumes, whichever ran first (and so whichever
+/// migrated `state_5.sqlite` last).
+mod cross_version {
+    use crate::support::auth::FakeAccount;
+    use crate::support::env::Run;
+    use crate::support::mock::{real_codexes, RequestRecord};
+    use crate::support::real::RealWorld;
+    use crate::support::tui::Tui;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(90);
+    const READY: &str = "Ask Codex to do anything";
+
+    struct Codex {
+        version: String,
+        path: PathBuf,
+    }
+
+    /// The newest and the oldest codex `shell/test` installed.
+    fn newest_and_oldest() -> (Codex, Codex) {
+        let all = real_codexes();
+        assert!(
+            all.len() >= 2,
+            "this test needs two codex versions (CODEX_HOTSWAP_TEST_CODEXES holds {all:?}): run it with shell/test and two versions in tests/codex-versions"
+        );
+        let codex = |(version, path): &(String, PathBuf)| Codex { version: version.clone(), path: path.clone() };
+        (codex(&all[0]), codex(&all[all.len() - 1]))
+    }
+
+    /// hs-run with `codex`, in the work folder.
+    fn hs_run(w: &RealWorld, codex: &Codex) -> std::process::Command {
+        let mut c = w.env.cmd("hs-run");
+        c.current_dir(&w.work).env("CODEX_HOTSWAP_REAL_CODEX", &codex.path);
+        c
+    }
+
+    /// `hs-run -- exec --skip-git-repo-check args…` with `codex`: must succeed; its session id.
+    fn exec(w: &RealWorld, codex: &Codex, args: &[&str]) -> String {
+        let r = Run::from(hs_run(w, codex).args(["exec", "--skip-git-repo-check"]).args(args).output().unwrap());
+        assert_eq!(r.code, 0, "codex-cli {} exec {args:?}\nstdout: {}\nstderr: {}", codex.version, r.stdout, r.stderr);
+        r.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("session id: "))
+            .unwrap_or_else(|| panic!("codex-cli {}: no session id in {r:?}", codex.version))
+            .trim()
+            .to_string()
+    }
+
+    fn turn_with(w: &RealWorld, prompt: &str) -> RequestRecord {
+        w.mock.wait_for(|r| r.is_turn() && r.body.contains(prompt), WAIT).unwrap_or_else(|| panic!("no turn for {prompt:?}"))
+    }
+
+    /// A TUI session through hs-run with `codex`: `prompt` answered, then `/quit`; its session id.
+    fn tui_session(w: &RealWorld, codex: &Codex, args: &[&str], prompt: &str) -> (String, Tui) {
+        let mut cmd = hs_run(w, codex);
+        cmd.args(args);
+        let tui = Tui::spawn(cmd, 30, 120);
+        let v = &codex.version;
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("codex-cli {v}: {e}"));
+        tui.submit(prompt);
+        let turn = turn_with(w, prompt);
+        tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("codex-cli {v}: {e}"));
+        (turn.session_id.expect("a session-id header"), tui)
+    }
+
+    fn quit(codex: &Codex, mut tui: Tui) {
+        tui.submit("/quit");
+        let st = tui.wait_exit(WAIT).unwrap_or_else(|| panic!("codex-cli {} did not quit:\n{}", codex.version, tui.screen()));
+        assert_eq!(st.code(), Some(0), "codex-cli {}:\n{}", codex.version, tui.screen());
+    }
+
+    /// `hs-run -- resume` with `codex`: the picker lists the one TUI session there is (another
+    /// version's, under the title the mock gave it; exec sessions are not listed); picked, it
+    /// continues `session` (whose first prompt was `preview`) with `prompt`.
+    fn pick_and_continue(w: &RealWorld, codex: &Codex, preview: &str, session: &str, prompt: &str) {
+        let mut cmd = hs_run(w, codex);
+        cmd.arg("resume");
+        let tui = Tui::spawn(cmd, 30, 120);
+        let v = &codex.version;
+        tui.wait_for_text("Mock thread", WAIT).unwrap_or_else(|e| panic!("codex-cli {v}'s resume picker: {e}"));
+        tui.send(b"\r");
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("codex-cli {v}: {e}"));
+        tui.submit(prompt);
+        let turn = turn_with(w, prompt);
+        assert_eq!(turn.session_id.as_deref(), Some(session), "codex-cli {v} continues the picked session");
+        assert!(turn.body.contains(preview), "codex-cli {v}: the old conversation is part of the turn");
+        tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("codex-cli {v}: {e}"));
+        quit(codex, tui);
+    }
+
+    /// The newest migration applied to `state_5.sqlite`, and the codex version of each thread row.
+    fn thread_index(shared: &Path) -> (i64, Vec<(String, String)>) {
+        let db = rusqlite::Connection::open_with_flags(shared.join("state_5.sqlite"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the shared store has state_5.sqlite");
+        let migration = db.query_row("SELECT max(version) FROM _sqlx_migrations WHERE success", [], |r| r.get(0)).unwrap();
+        let mut q = db.prepare("SELECT id, cli_version FROM threads ORDER BY created_at_ms").unwrap();
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        (migration, rows)
+    }
+
+    /// `first` starts a TUI and an exec session on a fresh shared store; `second` resumes the
+    /// exec one, lists and continues the TUI one (the resume picker) and starts its own; `first`
+    /// then resumes that one. Every run works, and the thread index keeps every session.
+    fn alternate(first: &Codex, second: &Codex) {
+        let one = FakeAccount::new("one", "plus");
+        let w = RealWorld::new(&[&one]).with_hs_run_on(&first.path);
+        let (v1, v2) = (&first.version, &second.version);
+
+        let typed = format!("typed into codex-cli {v1}");
+        let (t1, tui) = tui_session(&w, first, &[], &typed);
+        quit(first, tui);
+        let by_first = format!("written by codex-cli {v1}");
+        let e1 = exec(&w, first, &[&by_first]);
+        let (migration_after_first, _) = thread_index(&w.shared());
+
+        let resumed = format!("codex-cli {v2} resumes it");
+        assert_eq!(exec(&w, second, &["resume", &e1, &resumed]), e1);
+        let turn = turn_with(&w, &resumed);
+        assert_eq!(turn.session_id.as_deref(), Some(e1.as_str()));
+        assert!(turn.body.contains(&by_first), "codex-cli {v2} resumed the conversation of codex-cli {v1}");
+        pick_and_continue(&w, second, &typed, &t1, &format!("codex-cli {v2} picked it"));
+
+        let by_second = format!("written by codex-cli {v2}");
+        let e2 = exec(&w, second, &[&by_second]);
+        let back = format!("codex-cli {v1} resumes it");
+        assert_eq!(exec(&w, first, &["resume", &e2, &back]), e2);
+        assert!(turn_with(&w, &back).body.contains(&by_second));
+
+        let (migration, rows) = thread_index(&w.shared());
+        assert!(migration >= migration_after_first, "the store never goes back: {migration} < {migration_after_first}");
+        for id in [&t1, &e1, &e2] {
+            assert!(rows.iter().any(|(r, _)| r == id), "{id} in the thread index: {rows:?}");
+        }
+        assert!(w.mock.requests().iter().all(|r| r.status != 401), "every request was authorised:\n{}", w.requests_summary());
+        eprintln!("codex-cli {v1} then {v2}: migrations {migration_after_first} then {migration}; threads {rows:?}");
+    }
+
+    #[test]
+    fn an_older_codex_works_on_a_store_a_newer_one_upgraded() {
+        let (newest, oldest) = newest_and_oldest();
+        alternate(&newest, &oldest);
+    }
+
+    #[test]
+    fn a_newer_codex_works_on_a_store_an_older_one_made() {
+        let (newest, oldest) = newest_and_oldest();
+        alternate(&oldest, &newest);
+    }
+}
