@@ -23,7 +23,8 @@ use shared::paths::Paths;
 ///                     start gets the continue prompt typed for it (default 8s; off: never)
 ///
 /// `hs-config codex` prints the real codex every tool runs: $CODEX_HOTSWAP_REAL_CODEX, else
-/// real_codex, else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run.
+/// real_codex, else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run;
+/// with --json also its version and the codex versions codex-hotswap was tested with.
 ///
 /// Exit codes: 0 ok, 1 the setting is not set (get) or no codex was found (codex), 2 error.
 #[derive(Parser, Debug)]
@@ -51,7 +52,10 @@ enum Cmd {
     Path,
     /// Print the absolute path of the real codex every tool runs (exit 1 when there is none).
     Codex {
-        /// One JSON object: {"type":"codex","path":…,"from":"env|config|path"}.
+        /// One JSON object: {"type":"codex","path":…,"from":"env|config|path","version":…,
+        /// "tested":[…],"standing":…}: the version `codex --version` names (null: none), the
+        /// versions codex-hotswap was tested with, and where it stands against them
+        /// (tested, newer, older, between; null without a version).
         #[arg(long)]
         json: bool,
     },
@@ -141,7 +145,14 @@ fn codex(paths: &Paths, json: bool) -> Result<i32> {
         return Ok(EXIT_NONE);
     };
     if json {
-        cli::print_json(&serde_json::json!({"type": "codex", "path": found.path, "from": found.from.as_str()}))?;
+        // A codex that cannot be run has no version to show; hs-run says why when it starts it.
+        let version = shared::codex_versions::installed(&found.path).ok().flatten();
+        let tested = shared::codex_versions::tested();
+        let standing = version.as_deref().and_then(|v| shared::codex_versions::standing(v, &tested));
+        cli::print_json(&serde_json::json!({
+            "type": "codex", "path": found.path, "from": found.from.as_str(),
+            "version": version, "tested": tested, "standing": standing.map(|s| s.as_str()),
+        }))?;
     } else {
         cli::print_text(&format!("{}\n", found.path.display()))?;
     }

@@ -8,6 +8,7 @@ mod bad_input_tests;
 pub mod auth;
 pub mod cli;
 pub mod codex;
+pub mod codex_versions;
 pub mod config;
 pub mod detect;
 pub mod duration;

@@ -23,6 +23,7 @@
 //! - `FAKE_CODEX_EXEC_SLEEP_MS`: how long an exec session works before answering
 //! - `FAKE_CODEX_FLOOD_KB`: the TUI prints this many KiB of text lines just before its limit banner
 //! - `FAKE_CODEX_NO_DAEMON_FLAG=0`: `--help` does not list `--no-daemon`
+//! - `FAKE_CODEX_VERSION`: the version `--version` names (default 0.169.0)
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version" || a == "-V") {
         record(&args, false, None, "");
-        println!("codex-cli 0.169.0 (fake)");
+        println!("codex-cli {} (fake)", env("FAKE_CODEX_VERSION").unwrap_or_else(|| "0.169.0".into()));
         return;
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {

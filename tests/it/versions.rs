@@ -1,7 +1,72 @@
 //! Codex versions: two real versions on one shared store (`cross_version`, run once by
 //! `shell/test` with the newest and the oldest version under test).
 
+use crate::support::env::{repo_root, Run, TestEnv};
 use crate::support::mock::{is_real_codex_test, real_codex};
+use shared::codex_versions::tested;
+
+/// `codex-hotswap doctor` and `hs-config codex --json` with the fake codex naming `version`.
+fn doctor_with(t: &mut TestEnv, version: &str) -> (Run, serde_json::Value) {
+    t.set("FAKE_CODEX_VERSION", version);
+    let doctor = t.run(&repo_root().join("shell/codex-hotswap").to_string_lossy(), &["doctor"]);
+    (doctor, t.run("hs-config", &["codex", "--json"]).ok().json())
+}
+
+/// `version` with its minor number moved by `by` (`0.171.0`, 1 → `0.172.0`).
+fn minor(version: &str, by: i64) -> String {
+    let n: Vec<i64> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    format!("{}.{}.{}", n[0], n[1] + by, n[2])
+}
+
+/// The tested versions ship with the tools (compiled from `tests/codex-versions`, the list
+/// `shell/test` installs), and doctor names the installed version against them: a version outside
+/// them is a warning, not a problem.
+#[test]
+fn doctor_names_the_codex_version_and_warns_outside_the_tested_ones() {
+    let list = std::fs::read_to_string(repo_root().join("tests/codex-versions")).unwrap();
+    let (oldest, newest) = (tested()[0].clone(), tested().last().unwrap().clone());
+    assert!(list.lines().any(|l| l.trim() == oldest) && list.lines().any(|l| l.trim() == newest), "{list}");
+    let shown = tested().join(", ");
+    let mut t = TestEnv::new();
+    t.use_fake_codex();
+    let fake = crate::support::env::bin("fake-codex");
+
+    let (ok, json) = doctor_with(&mut t, &newest);
+    let want = serde_json::json!({"type": "codex", "path": fake, "from": "env", "version": newest, "tested": tested(), "standing": "tested"});
+    assert_eq!(json, want);
+    assert!(ok.stdout.contains(&format!("ok       real codex: {} (codex-cli {newest})\n", fake.display())), "{}", ok.stdout);
+    assert!(ok.stdout.contains(&format!("ok       codex-cli {newest} is a tested version (tested: {shown})\n")), "{}", ok.stdout);
+    assert!(!ok.stdout.contains("warning"), "{}", ok.stdout);
+    let status = |r: &Run| r.stdout.lines().last().unwrap_or_default().to_string();
+
+    let newer = minor(&newest, 1);
+    let (r, json) = doctor_with(&mut t, &newer);
+    assert_eq!((json["version"].as_str(), json["standing"].as_str()), (Some(newer.as_str()), Some("newer")));
+    let warning = format!(
+        "warning  codex-cli {newer} is newer than the newest version codex-hotswap was tested with ({newest}): if switching misbehaves, install that one (npm install -g @openai/codex@{newest}) and report it\n"
+    );
+    assert!(r.stdout.contains(&format!("(codex-cli {newer})\n")) && r.stdout.contains(&warning), "{}", r.stdout);
+    assert_eq!((r.code, status(&r)), (ok.code, status(&ok)), "a warning is not a problem:\n{}", r.stdout);
+
+    let older = minor(&oldest, -1);
+    let (r, json) = doctor_with(&mut t, &older);
+    assert_eq!(json["standing"], "older");
+    let warning = format!(
+        "warning  codex-cli {older} is older than the oldest version codex-hotswap was tested with ({oldest}): update codex (npm install -g @openai/codex@{newest})\n"
+    );
+    assert!(r.stdout.contains(&warning), "{}", r.stdout);
+    assert_eq!((r.code, status(&r)), (ok.code, status(&ok)), "{}", r.stdout);
+
+    // a pre-release of the newest: not itself tested, not newer
+    let between = format!("{newest}-alpha.1");
+    let (r, json) = doctor_with(&mut t, &between);
+    assert_eq!(json["standing"], "between");
+    assert!(r.stdout.contains(&format!("info     codex-cli {between} was not tested itself (tested: {shown})\n")), "{}", r.stdout);
+
+    let (r, json) = doctor_with(&mut t, "garbage");
+    assert_eq!((&json["version"], &json["standing"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+    assert!(r.stdout.contains("(version unknown)\n") && r.stdout.contains("warning  cannot tell the version of"), "{}", r.stdout);
+}
 
 /// `shell/test` runs the tests of modules named `real…` with every codex version; a test
 /// elsewhere that starts the real codex would run with one version only, so it is refused.
