@@ -240,3 +240,99 @@ mod cross_version {
         alternate(&oldest, &newest);
     }
 }
+
+/// What the npm launcher of codex 0.171.0 changed: it passes on every signal until the native
+/// codex exits (0.169.0 passed on the first only). hs-run's ways of stopping codex, run with every
+/// codex version: codex ends by itself (no SIGKILL), nothing is left running, and the session
+/// resumes.
+mod real {
+    use crate::support::auth::FakeAccount;
+    use crate::support::env::Run;
+    use crate::support::mock::{real_codex_version, Behaviour};
+    use crate::support::real::RealWorld;
+    use crate::support::tui::Tui;
+    use std::os::unix::process::CommandExt;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(60);
+    const READY: &str = "Ask Codex to do anything";
+
+    fn world() -> RealWorld {
+        RealWorld::new(&[&FakeAccount::new("one", "plus")]).with_hs_run()
+    }
+
+    fn hs_run(w: &RealWorld) -> std::process::Command {
+        let mut c = w.env.cmd("hs-run");
+        c.current_dir(&w.work);
+        c
+    }
+
+    fn kill(pid: i32, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    }
+
+    /// hs-run stopped no codex with SIGKILL, and left no runtime home behind.
+    #[track_caller]
+    fn assert_codex_ended_by_itself(w: &RealWorld) {
+        let log = std::fs::read_to_string(w.hs_run_log()).unwrap();
+        assert!(!log.contains("SIGKILL"), "codex-cli {} needed a SIGKILL:\n{log}", real_codex_version());
+        let left: Vec<_> = std::fs::read_dir(w.env.state_dir().join("runtime")).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "runtime homes left: {left:?}");
+    }
+
+    /// `hs-run -- exec resume <session> <prompt>`: the same thread goes on, its conversation included.
+    #[track_caller]
+    fn assert_resumes(w: &RealWorld, session: &str, earlier: &str) {
+        let prompt = "after the signal";
+        let r = Run::from(hs_run(w).args(["exec", "--skip-git-repo-check", "resume", session, prompt]).output().unwrap());
+        assert_eq!(r.code, 0, "codex-cli {}: {r:?}", real_codex_version());
+        let turn = w.mock.wait_for(|t| t.is_turn() && t.body.contains(prompt), WAIT).expect("the resumed turn");
+        assert_eq!(turn.session_id.as_deref(), Some(session));
+        assert!(turn.body.contains(earlier), "the resumed thread carries the old conversation");
+    }
+
+    /// `kill <hs-run>` (SIGTERM) while the TUI runs: hs-run passes it to codex's process group
+    /// (the launcher and the native codex each get it; the launcher passes it on too), codex
+    /// quits, hs-run exits 143.
+    #[test]
+    fn a_sigterm_to_hs_run_ends_the_tui_and_the_session_resumes() {
+        let w = world();
+        let mut tui = Tui::spawn(hs_run(&w), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("before the signal");
+        let turn = w.mock.wait_for(|t| t.is_turn() && t.body.contains("before the signal"), WAIT).expect("a turn");
+        tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        kill(tui.pid() as i32, nix::sys::signal::Signal::SIGTERM);
+        let st = tui.wait_exit(WAIT).unwrap_or_else(|| panic!("hs-run still runs:\n{}", tui.screen()));
+        assert_eq!(st.code(), Some(143), "{}", tui.screen());
+        assert_codex_ended_by_itself(&w);
+        assert_resumes(&w, turn.session_id.as_deref().unwrap(), "before the signal");
+    }
+
+    /// Ctrl-C in the terminal during `codex exec`: the terminal signals the whole foreground
+    /// group (hs-run, the launcher, the native codex) and hs-run passes it on as well, so the
+    /// native codex 0.171.0 gets SIGINT three times. It interrupts the turn and exits as alone.
+    #[test]
+    fn ctrl_c_in_the_terminal_interrupts_an_exec() {
+        let w = world();
+        // a backend that fails: codex retries and waits between tries, so the turn is running
+        let failing = Behaviour::Status { code: 500, body: r#"{"error":{"message":"try again"}}"#.into() };
+        w.mock.set_behaviour("acct-one", failing);
+        let child = hs_run(&w)
+            .args(["exec", "--skip-git-repo-check", "before the signal"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let turn = w.mock.wait_for(|t| t.is_turn() && t.body.contains("before the signal"), WAIT).expect("a turn");
+        kill(-(child.id() as i32), nix::sys::signal::Signal::SIGINT);
+        let out = Run::from(child.wait_with_output().unwrap());
+        assert!(out.stdout.contains("turn interrupted") || out.stderr.contains("turn interrupted"), "{out:?}");
+        assert_eq!(out.code, 1, "codex's own code for an interrupted exec: {out:?}");
+        assert!(!out.stderr.contains("hs-detect failed"), "the detectors are not the terminal's to stop: {out:?}");
+        assert_codex_ended_by_itself(&w);
+        w.mock.set_behaviour("acct-one", Behaviour::Answer("answered after the signal".into()));
+        assert_resumes(&w, turn.session_id.as_deref().unwrap(), "before the signal");
+    }
+}

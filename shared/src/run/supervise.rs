@@ -82,9 +82,13 @@ const DETECTOR_STUCK: Duration = Duration::from_secs(5);
 
 impl Detector {
     fn start(tools: &Tools, args: &[String]) -> Result<Detector> {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: a Ctrl-C in the terminal (SIGINT to the foreground group) is
+        // for codex, not for the detector; it ends when its stdin closes.
         let mut child = tools
             .command("hs-detect")?
             .args(args)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
