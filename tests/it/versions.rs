@@ -291,6 +291,42 @@ mod real {
         assert!(turn.body.contains(earlier), "the resumed thread carries the old conversation");
     }
 
+    /// codex (0.169.0 and 0.171.0 alike) names a TUI session after the title it asks the backend
+    /// for (the mock's "Mock thread") in `session_index.jsonl`, and `resume` takes that name: the
+    /// index is written through the runtime home's link into the shared store, so the name
+    /// outlives the runtime home, and a session resumed by name switches accounts like any other.
+    #[test]
+    fn session_names_outlive_the_runtime_home_and_resume_by_name_switches() {
+        let (one, two) = (FakeAccount::new("one", "plus"), FakeAccount::new("two", "plus"));
+        let w = RealWorld::new(&[&one, &two]).with_hs_run();
+        let mut tui = Tui::spawn(hs_run(&w), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("named session");
+        let turn = w.mock.wait_for(|t| t.is_turn() && t.body.contains("named session"), WAIT).expect("a turn");
+        let session = turn.session_id.unwrap();
+        w.mock.wait_for(|r| r.is_title(), WAIT).expect("codex asks for a title");
+        tui.wait_for_text("mock answer", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("/quit");
+        assert_eq!(tui.wait_exit(WAIT).and_then(|s| s.code()), Some(0), "{}", tui.screen());
+        assert_codex_ended_by_itself(&w);
+
+        let index = w.shared().join("session_index.jsonl");
+        assert!(std::fs::symlink_metadata(&index).unwrap().is_file(), "the shared store holds the index itself");
+        let text = std::fs::read_to_string(&index).unwrap();
+        let named: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(named.iter().any(|e| e["id"] == session.as_str() && e["thread_name"] == "Mock thread"), "{text}");
+
+        let reset = chrono::Utc::now().timestamp() + 3600;
+        w.mock.set_behaviour("acct-one", Behaviour::usage_limit("plus", reset));
+        w.mock.set_behaviour("acct-two", Behaviour::Answer("answered on two".into()));
+        let r = Run::from(hs_run(&w).args(["exec", "--skip-git-repo-check", "resume", "Mock thread", "go on by name"]).output().unwrap());
+        assert_eq!(r.code, 0, "codex-cli {}: {r:?}", real_codex_version());
+        assert!(r.stdout.contains("answered on two"), "{r:?}");
+        let on_two = w.mock.wait_for(|t| t.is_turn() && t.account_id.as_deref() == Some("acct-two"), WAIT).expect("a turn on two");
+        assert_eq!(on_two.session_id.as_deref(), Some(session.as_str()), "the named session went on under two");
+        assert!(on_two.body.contains("named session"));
+    }
+
     /// `kill <hs-run>` (SIGTERM) while the TUI runs: hs-run passes it to codex's process group
     /// (the launcher and the native codex each get it; the launcher passes it on too), codex
     /// quits, hs-run exits 143.
@@ -336,3 +372,4 @@ mod real {
         assert_resumes(&w, turn.session_id.as_deref().unwrap(), "before the signal");
     }
 }
+
