@@ -372,4 +372,3 @@ mod real {
         assert_resumes(&w, turn.session_id.as_deref().unwrap(), "before the signal");
     }
 }
-
