@@ -89,6 +89,27 @@ fn only_tests_in_a_real_module_get_the_real_codex() {
     }
 }
 
+/// A codex on a remote app server (`--remote`, the TUI's and, since codex 0.171.0, exec's) uses
+/// the server's login: hs-run runs it untouched, in the user's own CODEX_HOME, on no account.
+#[test]
+fn remote_sessions_run_untouched() {
+    let mut t = TestEnv::new();
+    t.add_logged_in("acc1");
+    let log = t.use_fake_codex();
+    let user_home = t.root().join("my-codex-home");
+    t.set("CODEX_HOME", &user_home);
+    for args in [&["exec", "--remote", "ws://127.0.0.1:9", "hi"][..], &["--remote=ws://127.0.0.1:9", "hi"]] {
+        t.run("hs-run", &[&["--"][..], args].concat()).ok();
+    }
+    let starts: Vec<serde_json::Value> =
+        std::fs::read_to_string(log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    for s in &starts {
+        assert_eq!(s["codex_home"].as_str(), Some(user_home.to_str().unwrap()), "{s}");
+    }
+    assert!(!t.state_dir().join("runtime").exists() || std::fs::read_dir(t.state_dir().join("runtime")).unwrap().count() == 0);
+}
+
 /// The newest and the oldest codex of `tests/codex-versions` on one shared store, through hs-run:
 /// what one version writes, the other lists and resumes, whichever ran first (and so whichever
 /// migrated `state_5.sqlite` last).

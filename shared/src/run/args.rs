@@ -118,7 +118,10 @@ impl CodexArgs {
             }
             i += 1;
         }
-        let kind = if help {
+        // `--remote`: codex talks to an app server that runs on its own login, so restarting the
+        // client under another account would change nothing: run it untouched.
+        let remote = [&top, &mid, &last].iter().any(|opts| opts.iter().any(|o| o.name == "--remote"));
+        let kind = if help || remote {
             Kind::Passthrough
         } else {
             match subs.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -278,6 +281,11 @@ mod tests {
         assert_eq!(p(&["login", "status"]).kind, Kind::Passthrough);
         assert_eq!(p(&["-c", "model=\"o3\"", "mcp", "list"]).kind, Kind::Passthrough);
         assert_eq!(p(&["exec", "help"]).kind, Kind::Passthrough);
+        // on a remote app server (TUI; exec since codex 0.171.0) the account is the server's
+        assert_eq!(p(&["--remote", "ws://h:1", "hi"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["exec", "--remote=ws://h:1", "--remote-auth-token-env", "T", "hi"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["exec", "resume", "--remote", "ws://h:1", "ID", "hi"]).kind, Kind::Passthrough);
+        assert_eq!(p(&["exec", "--remote-auth-token-env", "T", "hi"]).kind, Kind::Exec);
         // a prompt that happens to be a subcommand name after `--` is a prompt
         assert_eq!(p(&["--", "login"]).kind, Kind::Tui);
         // the value of -m is not a subcommand
