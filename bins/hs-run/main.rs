@@ -113,6 +113,15 @@ fn main() {
             let err = std::process::Command::new(&codex).args(&cli.codex_args).exec();
             bail!("cannot run {}: {err}", codex.display());
         }
+        // Model sessions keep their login in the runtime home's auth.json, the vault link.
+        let (codex_args, dropped) = shared::codex::force_file_store(&cli.codex_args);
+        for d in dropped {
+            eprintln!(
+                "hs-run: ignoring `{d}`: codex-hotswap runs codex with the file credential store, so each \
+                 account's login stays in its vault's auth.json"
+            );
+        }
+        let args = CodexArgs::parse(&codex_args);
         let paths = paths?;
         let here = std::env::current_dir()?;
         let no_daemon = args.kind == Kind::Tui

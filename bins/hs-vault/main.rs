@@ -327,7 +327,8 @@ fn login(paths: &Paths, name: &str, device: bool, api_key: bool, relogin: bool, 
     }
     let acc = ensure_account(paths, name, None)?;
     let mut cmd = std::process::Command::new(&codex);
-    cmd.arg("login").env("CODEX_HOME", &acc.vault);
+    // the file store: the login must land in the vault's auth.json, whatever a config asks for
+    cmd.args(codex::FILE_STORE).arg("login").env("CODEX_HOME", &acc.vault);
     if device {
         cmd.arg("--device-auth");
     }

@@ -128,6 +128,46 @@ pub fn find_real(lookup: &Lookup) -> Result<PathBuf> {
     }
 }
 
+/// The config override that keeps codex's login in `CODEX_HOME/auth.json`. With the keyring
+/// store (`cli_auth_credentials_store = "keyring"`, or `"auto"` where a keyring answers) codex
+/// neither reads nor keeps `auth.json`, the link to the account's vault; every wrapped codex and
+/// every `hs-vault login` runs with this.
+pub const FILE_STORE: [&str; 2] = ["-c", "cli_auth_credentials_store=\"file\""];
+
+const STORE_KEY: &str = "cli_auth_credentials_store";
+
+/// `args` with [`FILE_STORE`] in front and the user's own overrides of the credential store
+/// (`-c cli_auth_credentials_store=…`, `--config=…`) taken out, since codex applies overrides in
+/// order and a later one would win. Returns the new arguments and the overrides taken out, as
+/// written. Stops at `--`: what follows is a prompt.
+pub fn force_file_store(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut out: Vec<String> = FILE_STORE.iter().map(|s| s.to_string()).collect();
+    let mut dropped = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            out.extend(args[i..].iter().cloned());
+            break;
+        }
+        let (value, width) = match a.as_str() {
+            "-c" | "--config" => (args.get(i + 1).map(String::as_str), 2),
+            _ => match a.strip_prefix("--config=").or_else(|| a.strip_prefix("-c").filter(|v| !v.is_empty())) {
+                Some(v) => (Some(v), 1),
+                None => (None, 1),
+            },
+        };
+        let end = (i + width).min(args.len());
+        if value.is_some_and(|v| v.split_once('=').is_some_and(|(k, _)| k.trim() == STORE_KEY)) {
+            dropped.push(args[i..end].join(" "));
+        } else {
+            out.extend(args[i..end].iter().cloned());
+        }
+        i = end;
+    }
+    (out, dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +178,43 @@ mod tests {
         std::fs::write(&p, body).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_file_store_is_forced_and_other_stores_dropped() {
+        let (args, dropped) = force_file_store(&strings(&["-m", "o3", "exec", "hi"]));
+        assert_eq!(args, strings(&["-c", "cli_auth_credentials_store=\"file\"", "-m", "o3", "exec", "hi"]));
+        assert!(dropped.is_empty());
+        let (args, dropped) = force_file_store(&strings(&[
+            "-c",
+            "cli_auth_credentials_store=\"keyring\"",
+            "-c",
+            "model=\"o3\"",
+            "exec",
+            "--config=cli_auth_credentials_store=auto",
+            "-ccli_auth_credentials_store = 'keyring'",
+            "--",
+            "-c",
+            "cli_auth_credentials_store=keyring",
+        ]));
+        assert_eq!(
+            args,
+            strings(&["-c", "cli_auth_credentials_store=\"file\"", "-c", "model=\"o3\"", "exec", "--", "-c", "cli_auth_credentials_store=keyring"])
+        );
+        assert_eq!(
+            dropped,
+            strings(&[
+                "-c cli_auth_credentials_store=\"keyring\"",
+                "--config=cli_auth_credentials_store=auto",
+                "-ccli_auth_credentials_store = 'keyring'"
+            ])
+        );
+        // a dangling -c at the end is left for codex to refuse
+        assert_eq!(force_file_store(&strings(&["-c"])).0, strings(&["-c", "cli_auth_credentials_store=\"file\"", "-c"]));
     }
 
     #[test]

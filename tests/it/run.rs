@@ -130,6 +130,17 @@ fn strs(v: &Value) -> Vec<String> {
     v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
 }
 
+/// The arguments a fake codex run got, less the file-store override hs-run gives every model
+/// session in front of the user's arguments (checked here; `--no-daemon` may come before it).
+#[track_caller]
+fn codex_args(run: &Value) -> Vec<String> {
+    let mut all = strs(&run["args"]);
+    let at = all.windows(2).position(|w| w == shared::codex::FILE_STORE);
+    let at = at.filter(|&i| i <= 1).unwrap_or_else(|| panic!("no file credential store override in front: {all:?}"));
+    all.drain(at..at + 2);
+    all
+}
+
 #[test]
 fn tui_limit_moves_the_same_session_to_the_next_account() {
     let e = Env::new(3);
@@ -140,8 +151,8 @@ fn tui_limit_moves_the_same_session_to_the_next_account() {
     tui.wait_for_text("› ready", T).unwrap();
     let runs = e.runs();
     let id = runs[0]["session_id"].as_str().unwrap().to_string();
-    assert_eq!(strs(&runs[0]["args"]), ["--no-daemon"]);
-    assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", &id, DEFAULT_PROMPT]);
+    assert_eq!(codex_args(&runs[0]), ["--no-daemon"]);
+    assert_eq!(codex_args(&runs[1]), ["resume", "--no-daemon", &id, DEFAULT_PROMPT]);
     assert_eq!(runs[0]["account_id"], "acct-acc1");
     assert_eq!(runs[1]["account_id"], "acct-acc2");
     assert_eq!(runs[1]["session_id"], runs[0]["session_id"]);
@@ -208,7 +219,7 @@ fn screen_banner_alone_switches() {
     e.quit_after_switch(&tui);
     let runs = e.runs();
     assert_eq!(runs[1]["account_id"], "acct-acc2");
-    assert_eq!(strs(&runs[1]["args"])[..3], ["resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
+    assert_eq!(codex_args(&runs[1])[..3], ["resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
 }
 
 #[test]
@@ -351,8 +362,8 @@ fn no_continue_resumes_without_a_prompt_and_continue_prompt_replaces_it() {
     let tui = e.tui(&["--no-continue", "--", "-m", "o3", "first prompt"], &[("FAKE_CODEX_LIMIT", "1")]);
     e.quit_after_switch(&tui);
     let runs = e.runs();
-    assert_eq!(strs(&runs[0]["args"]), ["--no-daemon", "-m", "o3", "first prompt"]);
-    assert_eq!(strs(&runs[1]["args"]), ["-m", "o3", "resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
+    assert_eq!(codex_args(&runs[0]), ["--no-daemon", "-m", "o3", "first prompt"]);
+    assert_eq!(codex_args(&runs[1]), ["-m", "o3", "resume", "--no-daemon", runs[0]["session_id"].as_str().unwrap()]);
 
     let e = Env::new(2);
     let r = e
@@ -365,7 +376,7 @@ fn no_continue_resumes_without_a_prompt_and_continue_prompt_replaces_it() {
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     let runs = e.runs();
     let id = runs[0]["session_id"].as_str().unwrap();
-    assert_eq!(strs(&runs[1]["args"]), ["exec", "--json", "-s", "read-only", "resume", id, "keep going"]);
+    assert_eq!(codex_args(&runs[1]), ["exec", "--json", "-s", "read-only", "resume", id, "keep going"]);
 }
 
 #[test]
@@ -381,7 +392,7 @@ fn exec_without_terminal_switches_and_keeps_stdout_and_stderr_apart() {
     assert!(err.contains("); continuing this session on acc2\n"), "{err}");
     let runs = e.runs();
     let id = runs[0]["session_id"].as_str().unwrap();
-    assert_eq!(strs(&runs[1]["args"]), ["exec", "--skip-git-repo-check", "resume", id, DEFAULT_PROMPT]);
+    assert_eq!(codex_args(&runs[1]), ["exec", "--skip-git-repo-check", "resume", id, DEFAULT_PROMPT]);
     assert_eq!(runs[1]["account_id"], "acct-acc2");
     e.assert_no_overlay();
     // telemetry from the rollout reached hs-rotate record for both accounts
@@ -502,7 +513,7 @@ fn all_exhausted_wait_counts_down_and_resumes_when_an_account_is_back() {
     assert_eq!(runs.len(), 3);
     let id = runs[0]["session_id"].as_str().unwrap();
     assert_eq!(runs[2]["account_id"], "acct-acc1");
-    assert_eq!(strs(&runs[2]["args"]), ["exec", "resume", id, DEFAULT_PROMPT]);
+    assert_eq!(codex_args(&runs[2]), ["exec", "resume", id, DEFAULT_PROMPT]);
     assert!(err.contains("acc2 hit its usage limit"), "{err}");
     assert!(err.contains("continuing this session on acc1"), "{err}");
 }
@@ -659,7 +670,7 @@ fn no_daemon_only_when_codex_lists_it() {
     tui.wait_for_text("› ready", T).unwrap();
     tui.send(b"q");
     assert_eq!(e.finished(&tui), 0);
-    assert_eq!(strs(&e.runs()[0]["args"]), ["-m", "o3"]);
+    assert_eq!(codex_args(&e.runs()[0]), ["-m", "o3"]);
 }
 
 #[test]
@@ -670,8 +681,8 @@ fn a_forked_session_continues_as_the_fork() {
     let runs = e.runs();
     let fork_id = runs[0]["session_id"].as_str().unwrap();
     assert_ne!(fork_id, "parent-id");
-    assert_eq!(strs(&runs[0]["args"]), ["fork", "--no-daemon", "parent-id"]);
-    assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", fork_id, DEFAULT_PROMPT]);
+    assert_eq!(codex_args(&runs[0]), ["fork", "--no-daemon", "parent-id"]);
+    assert_eq!(codex_args(&runs[1]), ["resume", "--no-daemon", fork_id, DEFAULT_PROMPT]);
 }
 
 #[test]
@@ -971,5 +982,36 @@ mod real {
         assert!(stdout.contains("Hello from acc2"), "{stdout}");
         assert!(stderr.contains("continuing this session on acc2"), "{stderr}");
         r.assert_acc3_untouched();
+    }
+
+    /// A shared config.toml asking for the keyring store (where none answers, as here, codex
+    /// 0.169.0 then sends no token at all: 401) and a user's own `-c` asking for it: hs-run still
+    /// runs codex on the vault's login file, says it ignored the override, and the vault's
+    /// file and the runtime home's link stay as they were.
+    #[test]
+    fn real_exec_runs_on_the_vault_file_when_config_asks_for_the_keyring() {
+        let a1 = FakeAccount::new("acc1", "plus");
+        let r = RealWorld::new(&[&a1]).with_hs_run();
+        r.mock.set_behaviour("acct-acc1", Behaviour::Answer("Hello from the file store".into()));
+        let config = r.shared().join("config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("cli_auth_credentials_store = \"keyring\"\n{text}")).unwrap();
+        let before = std::fs::read(r.vault_auth(&a1)).unwrap();
+        let out = r
+            .hs_run()
+            .args(["--", "-c", "cli_auth_credentials_store=\"keyring\"", "exec", "--skip-git-repo-check", "keyring question"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.contains("Hello from the file store"), "{stdout}");
+        assert!(
+            stderr.contains("hs-run: ignoring `-c cli_auth_credentials_store=\"keyring\"`: codex-hotswap runs codex with the file credential store"),
+            "{stderr}"
+        );
+        let turn = r.mock.wait_for(|q| q.is_turn() && q.body.contains("keyring question"), WAIT).expect("the turn reached the mock");
+        assert_eq!((turn.account_id.as_deref(), turn.status), (Some("acct-acc1"), 200));
+        assert_eq!(std::fs::read(r.vault_auth(&a1)).unwrap(), before, "the vault's login is untouched");
+        assert_no_overlay(&r.env);
     }
 }

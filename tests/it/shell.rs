@@ -165,6 +165,25 @@ fn doctor_reports_problems_then_ok() {
     for out in [&r.stdout, &r.stderr] {
         assert!(!out.contains("tok-"), "a token was printed");
     }
+    assert!(!r.stdout.contains("cli_auth_credentials_store"), "{}", r.stdout);
+
+    // a shared config.toml asking for another credential store: a warning, not a problem
+    let shared = t.home.join(".codex");
+    std::fs::create_dir_all(&shared).unwrap();
+    let config = shared.join("config.toml");
+    for (text, store) in [
+        ("model = \"o3\"\ncli_auth_credentials_store = \"keyring\"  # mine\n", Some("keyring")),
+        ("cli_auth_credentials_store='auto'\n", Some("auto")),
+        ("cli_auth_credentials_store = \"file\"\n", None),
+        ("[profiles.x]\ncli_auth_credentials_store = \"keyring\"\n", None),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let r = hotswap(&t, &["doctor"]).ok();
+        let warned = format!("warning  {}/config.toml sets cli_auth_credentials_store = \"{}\"", shared.display(), store.unwrap_or(""));
+        assert_eq!(r.stdout.contains(&warned), store.is_some(), "{text:?}:\n{}", r.stdout);
+        assert_eq!(r.stdout.contains("cli_auth_credentials_store"), store.is_some(), "{text:?}:\n{}", r.stdout);
+        assert!(r.stdout.trim_end().ends_with("doctor status: ok"), "{}", r.stdout);
+    }
 }
 
 #[test]

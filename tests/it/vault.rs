@@ -194,7 +194,7 @@ fn login_runs_real_codex_in_the_vault() {
     let r = t.run("hs-vault", &["login", "acc1", "--device-auth"]).ok();
     assert!(r.stdout.contains("acc1 logged in (new@example.com)"), "{}", r.stdout);
     let log = t.root().join("codex-args.log");
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "login --device-auth\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "-c cli_auth_credentials_store=\"file\" login --device-auth\n");
     let f = t.home.join(".codex-acc1/auth.json");
     assert_eq!(mode(&f), 0o600, "tightened from the 0644 the fake wrote");
 
@@ -203,7 +203,7 @@ fn login_runs_real_codex_in_the_vault() {
     assert!(r.stdout.contains("already logged in"), "{}", r.stdout);
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
     t.run("hs-vault", &["login", "acc1", "--relogin"]).ok();
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "login --device-auth\nlogin\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "-c cli_auth_credentials_store=\"file\" login --device-auth\n-c cli_auth_credentials_store=\"file\" login\n");
 }
 
 #[test]
@@ -216,4 +216,25 @@ fn leak_scan_finds_a_planted_token() {
     std::fs::write(t.home.join("auth.json"), "tok-allowed").unwrap();
     std::fs::remove_file(&f).unwrap();
     assert!(crate::support::env::files_with_tokens(t.root()).is_empty());
+}
+
+/// A config that asks for the keyring (here in the vault, as a system or managed config layer
+/// would) must not keep `hs-vault login` out of the vault's auth.json: on this machine no keyring
+/// answers, and codex 0.169.0 alone fails with "failed to write OAuth tokens to keyring".
+#[test]
+fn login_keeps_the_login_in_the_vault_file_whatever_the_config_asks() {
+    let mut t = TestEnv::new();
+    crate::support::tui::put_real_codex_on_path(&mut t);
+    t.run("hs-vault", &["add", "k1"]).ok();
+    let vault = t.home.join(".codex-k1");
+    std::fs::write(vault.join("config.toml"), "cli_auth_credentials_store = \"keyring\"\n").unwrap();
+    let r = t.run_stdin("hs-vault", &["login", "k1", "--with-api-key"], b"sk-test-keyring-0123\n").ok();
+    assert!(r.stdout.contains("k1 logged in (apikey)"), "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("sk-test-keyring") && !r.stderr.contains("sk-test-keyring-0123"), "the key was printed");
+    let f = vault.join("auth.json");
+    assert_eq!(mode(&f), 0o600);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    assert_eq!(v["OPENAI_API_KEY"], "sk-test-keyring-0123");
+    let show = t.run("hs-vault", &["show", "k1", "--json"]).ok();
+    assert!(show.stdout.contains("\"auth\":\"apikey\""), "{}", show.stdout);
 }
