@@ -218,23 +218,28 @@ fn leak_scan_finds_a_planted_token() {
     assert!(crate::support::env::files_with_tokens(t.root()).is_empty());
 }
 
-/// A config that asks for the keyring (here in the vault, as a system or managed config layer
-/// would) must not keep `hs-vault login` out of the vault's auth.json: on this machine no keyring
-/// answers, and codex 0.169.0 alone fails with "failed to write OAuth tokens to keyring".
-#[test]
-fn login_keeps_the_login_in_the_vault_file_whatever_the_config_asks() {
-    let mut t = TestEnv::new();
-    crate::support::tui::put_real_codex_on_path(&mut t);
-    t.run("hs-vault", &["add", "k1"]).ok();
-    let vault = t.home.join(".codex-k1");
-    std::fs::write(vault.join("config.toml"), "cli_auth_credentials_store = \"keyring\"\n").unwrap();
-    let r = t.run_stdin("hs-vault", &["login", "k1", "--with-api-key"], b"sk-test-keyring-0123\n").ok();
-    assert!(r.stdout.contains("k1 logged in (apikey)"), "{}\n{}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("sk-test-keyring") && !r.stderr.contains("sk-test-keyring-0123"), "the key was printed");
-    let f = vault.join("auth.json");
-    assert_eq!(mode(&f), 0o600);
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
-    assert_eq!(v["OPENAI_API_KEY"], "sk-test-keyring-0123");
-    let show = t.run("hs-vault", &["show", "k1", "--json"]).ok();
-    assert!(show.stdout.contains("\"auth\":\"apikey\""), "{}", show.stdout);
+/// With the real codex.
+mod real {
+    use super::*;
+
+    /// A config that asks for the keyring (here in the vault, as a system or managed config layer
+    /// would) must not keep `hs-vault login` out of the vault's auth.json: on this machine no keyring
+    /// answers, and codex 0.169.0 alone fails with "failed to write OAuth tokens to keyring".
+    #[test]
+    fn login_keeps_the_login_in_the_vault_file_whatever_the_config_asks() {
+        let mut t = TestEnv::new();
+        crate::support::tui::put_real_codex_on_path(&mut t);
+        t.run("hs-vault", &["add", "k1"]).ok();
+        let vault = t.home.join(".codex-k1");
+        std::fs::write(vault.join("config.toml"), "cli_auth_credentials_store = \"keyring\"\n").unwrap();
+        let r = t.run_stdin("hs-vault", &["login", "k1", "--with-api-key"], b"sk-test-keyring-0123\n").ok();
+        assert!(r.stdout.contains("k1 logged in (apikey)"), "{}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("sk-test-keyring") && !r.stderr.contains("sk-test-keyring-0123"), "the key was printed");
+        let f = vault.join("auth.json");
+        assert_eq!(mode(&f), 0o600);
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert_eq!(v["OPENAI_API_KEY"], "sk-test-keyring-0123");
+        let show = t.run("hs-vault", &["show", "k1", "--json"]).ok();
+        assert!(show.stdout.contains("\"auth\":\"apikey\""), "{}", show.stdout);
+    }
 }
