@@ -1,5 +1,7 @@
 //! hs-detect: the fixture suite (hand-made and real captures), splits at every byte, --tee,
-//! rollouts, marks, exit codes.
+//! rollouts, marks, exit codes. `codex_texts`: every limit message of the installed codex binary.
+
+mod codex_texts;
 
 use crate::support::env::{repo_root, TestEnv};
 use chrono::{DateTime, FixedOffset, Utc};

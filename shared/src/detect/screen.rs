@@ -37,7 +37,7 @@ const FRAME_END: &[u8] = b"\x1b[?2026l";
 /// Banners read at once; more are ignored until one settles.
 const MAX_PENDING: usize = 8;
 /// Continuation rows read below a banner's first row.
-const MAX_ROWS: u16 = 8;
+const MAX_ROWS: u16 = 12;
 /// Readings of one candidate before it is settled anyway.
 const MAX_READS: u32 = 4096;
 /// Frame ends closer together than this share one scan of the screen (the scan at the end of
@@ -68,7 +68,15 @@ struct Banner {
     kind: Option<LimitKind>,
     /// The last row the message covers.
     last: u16,
+    /// The `■` is drawn in codex's error colour.
+    error_style: bool,
+    /// The row below `last` is not part of it (or `last` is the bottom row).
+    ended: bool,
 }
+
+/// codex's error colour: the `■` row is red, ANSI colour 1 (`ESC[38;5;1m` from codex,
+/// `ESC[31m` elsewhere; vt100 reads both as index 1).
+const ERROR_COLOUR: vt100::Color = vt100::Color::Idx(1);
 
 pub(super) struct ScreenReader {
     parser: vt100::Parser,
@@ -264,12 +272,13 @@ impl ScreenReader {
         c.row = row;
         c.reads += 1;
         let Some(b) = banner(screen, row, first) else { return Verdict::Drop };
-        // Rows below may be drawn before this one is finished: judge by this row alone.
+        // Rows below may be drawn before this one is finished: judge by this row alone. An
+        // error row in other words is read to its end (its limit words may come later).
         let head = b.first.trim_start_matches('■').trim_start();
         if head.is_empty() {
             return Verdict::Wait;
         }
-        if !texts::could_be_limit(head) {
+        if !b.error_style && !texts::could_be_limit(head) {
             return Verdict::Drop;
         }
         (c.first, c.text, c.kind) = (b.first, b.text, b.kind);
@@ -298,9 +307,15 @@ impl ScreenReader {
         let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
         for row in glyph_rows(screen) {
-            if let Some(Banner { kind: Some(k), text, last, .. }) = banner(screen, row, row_text(screen, row)) {
+            if let Some(Banner { kind: Some(k), text, last, ended, .. }) = banner(screen, row, row_text(screen, row)) {
                 let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
-                if !drawing && (texts::is_complete(k, &text) || k == LimitKind::RateLimited) {
+                // A text in unknown words has no known end: only a drawn frame shows it whole.
+                let whole = match k {
+                    LimitKind::RateLimited => true,
+                    LimitKind::Other => drawn && ended,
+                    k => texts::is_complete(k, &text),
+                };
+                if !drawing && whole {
                     found.push((k, text));
                 }
             }
@@ -367,19 +382,31 @@ fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
 }
 
 /// The banner whose `■` is at column 0 of `row` (its text `first`), or `None` if the row is not
-/// `■` or `■ …`.
+/// `■` or `■ …`. Its kind: a known limit message (whatever its colour), or, on codex's own
+/// error row (the `■` in the error colour), a text in other words that says a limit was hit
+/// ([`LimitKind::Other`]).
 fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
     let body = first.strip_prefix('■')?;
     if !body.is_empty() && !body.starts_with(' ') {
         return None;
     }
+    let error_style = screen.cell(row, 0).is_some_and(|c| c.fgcolor() == ERROR_COLOUR);
+    let kind_of = |text: &str| if error_style { texts::classify_error(text) } else { texts::classify(text) };
     let mut text = body.trim().to_string();
     let mut last = row;
-    let mut kind = texts::classify(&text);
+    let mut kind = kind_of(&text);
     let rows = screen.size().0;
-    while last + 1 < rows && last + 1 - row <= MAX_ROWS && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
+    let mut ended = true;
+    while last + 1 < rows && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
         let next = row_text(screen, last + 1);
+        if last + 1 - row > MAX_ROWS {
+            ended = false;
+            break;
+        }
         if screen.row_wrapped(last) {
+            text.push_str(&next);
+        } else if !continues(&next) && cut_word(screen, last, &next) {
+            // A word longer than the row (a URL), cut at the last column by codex.
             text.push_str(&next);
         } else if continues(&next) {
             // codex breaks long words (URLs) after `/` and `-`: no space there.
@@ -391,10 +418,18 @@ fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
             break;
         }
         last += 1;
-        kind = texts::classify(&text);
+        kind = kind_of(&text);
     }
     let first = first.trim_end().to_string();
-    Some(Banner { first, text, kind, last })
+    Some(Banner { first, text, kind, last, error_style, ended })
+}
+
+/// Whether row `row` is full to its last column and `next` goes straight on at column 0: codex
+/// cut a word longer than the row there (`next` then may start with `)` or `.`).
+fn cut_word(screen: &vt100::Screen, row: u16, next: &str) -> bool {
+    let cols = screen.size().1;
+    let full = screen.cell(row, cols - 1).is_some_and(|c| c.has_contents() && c.contents() != " ");
+    full && next.starts_with(|c: char| !c.is_whitespace()) && !next.starts_with(['■', '•', '›', '└', '⚠', '│', '─'])
 }
 
 /// Whether a row below a banner continues its message: not blank, and not the start of
@@ -491,6 +526,23 @@ mod tests {
         let msg = "■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.";
         let got = read_all(format!("\x1b[31m{msg}\x1b[0m\r\n").as_bytes(), 24, 40);
         assert_eq!(got, vec![(LimitKind::UsageLimit, msg["■ ".len()..].to_string())]);
+    }
+
+    #[test]
+    fn unknown_limit_words_count_only_on_the_red_error_row() {
+        let frame = |sgr: &str, t: &str| {
+            format!("\x1b[?1049h\x1b[?2026h\x1b[2J\x1b[5;1H{sgr}■ {t}\x1b[0m\x1b[20;3H\x1b[?2026l").into_bytes()
+        };
+        let text = "Your organization has reached its monthly credit limit. Ask an admin to raise it.";
+        // Wrapped by codex over two rows at 60 columns: read whole, once.
+        let wrapped = text.replacen("credit limit. ", "credit limit.\x1b[6;1H", 1);
+        let want = vec![(LimitKind::Other, text.to_string())];
+        assert_eq!(read_all(&frame("\x1b[38;5;1;49m", &wrapped), 24, 60), want);
+        assert_eq!(read_all(&frame("\x1b[31m", text), 24, 120), want);
+        // Not red: not codex's error row. Red, but not a limit: nothing either.
+        assert!(read_all(&frame("", text), 24, 120).is_empty());
+        assert!(read_all(&frame("\x1b[31m", "Conversation interrupted - tell the model what to do differently."), 24, 120).is_empty());
+        assert!(read_all(&frame("\x1b[31m", "Couldn't load usage limit resets. Please try again."), 24, 120).is_empty());
     }
 
     #[test]
