@@ -171,10 +171,16 @@ impl ScreenReader {
 
     fn process(&mut self, data: &[u8], armed: bool, out: &mut Vec<(LimitKind, String)>) {
         let mut i = 0;
+        // The next glyph at or after `i` (absolute), searched once and reused until passed:
+        // searching again from every stop would read the rest of the data again each time.
+        let mut glyph = find_glyph(data);
         while i < data.len() {
             let rest = &data[i..];
+            if glyph.is_some_and(|g| g < i) {
+                glyph = find_glyph(rest).map(|g| g + i);
+            }
             let frames_from = SCAN_EVERY.saturating_sub(self.since_scan);
-            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from) else {
+            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from, glyph.map(|g| g - i)) else {
                 self.parser.process(rest);
                 self.since_scan += rest.len();
                 break;
@@ -443,12 +449,18 @@ fn continues(row: &str) -> bool {
     }
 }
 
-/// Where in `hay` the feed must stop: a `■`; a frame end at `frames_from` or later; while a
-/// banner is being read, any byte that may move the cursor or scroll. (Literal searches run
-/// through `regex`'s SIMD substring search: most bytes are never looked at one by one.)
-fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+/// Where the first `■` in `hay` starts. (Literal searches run through `regex`'s SIMD substring
+/// search: most bytes are never looked at one by one.)
+fn find_glyph(hay: &[u8]) -> Option<usize> {
     static GLYPH_RE: LazyLock<regex::bytes::Regex> =
         LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\xE2\x96\xA0").unwrap());
+    GLYPH_RE.find(hay).map(|m| m.start())
+}
+
+/// Where in `hay` the feed must stop: a `■` (the first is at `glyph`, from [`find_glyph`]); a
+/// frame end at `frames_from` or later; while a banner is being read, any byte that may move
+/// the cursor or scroll.
+fn next_stop(hay: &[u8], reading: bool, frames_from: usize, glyph: Option<usize>) -> Option<usize> {
     static FRAME_RE: LazyLock<regex::bytes::Regex> =
         LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\x1B\[\?2026l").unwrap());
     if reading {
@@ -458,7 +470,6 @@ fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
             _ => false,
         });
     }
-    let glyph = GLYPH_RE.find(hay).map(|m| m.start());
     let end = glyph.unwrap_or(hay.len());
     let frame = hay.get(frames_from..end).and_then(|h| FRAME_RE.find(h)).map(|m| frames_from + m.start());
     frame.or(glyph)
@@ -506,14 +517,18 @@ mod tests {
         assert_eq!(out.len(), 4, "{out:?}");
     }
 
+    fn stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+        next_stop(hay, reading, frames_from, find_glyph(hay))
+    }
+
     #[test]
     fn stops_and_held_bytes() {
-        assert_eq!(next_stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
-        assert_eq!(next_stop(b"a\x1b[0m\n", true, 0), Some(1));
-        assert_eq!(next_stop(b"a\x1b[0m\n", false, 0), None);
+        assert_eq!(stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
+        assert_eq!(stop(b"a\x1b[0m\n", true, 0), Some(1));
+        assert_eq!(stop(b"a\x1b[0m\n", false, 0), None);
         assert_eq!(held_suffix(b"ab\xe2\x96"), 2);
         assert_eq!(held_suffix(b"ab\xe2"), 1);
         assert_eq!(held_suffix(b"ab\x1b[?20"), 5);
