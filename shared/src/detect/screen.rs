@@ -14,9 +14,12 @@
 //!   (inline mode, a flood of output in one read).
 //! - **scans of the whole screen**: every row with `■ ` at column 0 holding a whole limit message
 //!   is read at the end of every feed, and at the end of a synchronized-update frame
-//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 4 KiB have passed since the
+//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 8 KiB have passed since the
 //!   last scan. codex redraws only the cells that changed, so a new banner drawn where an old one
-//!   stood may not print a `■` at all; the scans still see it. A scan in the middle of a frame
+//!   stood may not print a `■` at all; the scans still see it. (A scan reads the banner rows
+//!   again, about 60 000 instructions with one on the screen: at 4 KiB that was 12 % on top of
+//!   the screen model in a redraw; a banner shown for less than 8 KiB of frames within one read,
+//!   and gone by its end, is not seen on the alternate screen. codex's banner stays.) A scan in the middle of a frame
 //!   leaves alone a banner with the cursor on it or just below (it may still be being drawn).
 //!
 //! A settled banner is reported when its text is new to this reader: texts already reported,
@@ -42,7 +45,7 @@ const MAX_ROWS: u16 = 12;
 const MAX_READS: u32 = 4096;
 /// Frame ends closer together than this share one scan of the screen (the scan at the end of
 /// each feed still sees what the skipped frames drew).
-const SCAN_EVERY: usize = 4096;
+const SCAN_EVERY: usize = 8192;
 /// Known texts remembered (oldest forgotten first).
 const MAX_KNOWN: usize = 64;
 
@@ -339,6 +342,9 @@ impl ScreenReader {
         // message only ever matches itself: a known part never hides a different limit...
         // unless the part is what they share, which only a banner cut short leaves behind.
         let squashed: String = text.split_whitespace().collect();
+        if self.known.iter().any(|k| k.text == squashed) {
+            return;
+        }
         let whole = texts::is_complete(kind, text);
         let seen = self.known.iter().any(|k| {
             k.text == squashed
@@ -424,7 +430,11 @@ fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
             break;
         }
         last += 1;
-        kind = kind_of(&text);
+        // An opener is read at the start of the text: once the text is longer than every
+        // opener, its kind no longer changes (a text in unknown words may still gain its words).
+        if kind.is_none_or(|k| k == LimitKind::Other) || text.len() <= texts::OPENER_MAX {
+            kind = kind_of(&text);
+        }
     }
     let first = first.trim_end().to_string();
     Some(Banner { first, text, kind, last, error_style, ended })

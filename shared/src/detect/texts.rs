@@ -35,6 +35,10 @@ const OPENERS: &[(&str, LimitKind)] = &[
     ("exceeded retry limit, last status: 429", LimitKind::RateLimited),
 ];
 
+/// The longest opener, in bytes of the text as shown (an apostrophe `’` is three bytes, a
+/// leading `🖐 ` five): a text longer than this has its kind settled.
+pub const OPENER_MAX: usize = 80;
+
 /// Lowercases, folds `’`/`ʼ` to `'`, and drops a leading `🖐` (with its variation selector).
 pub fn normalize(text: &str) -> String {
     let t = text.trim_start();
@@ -267,6 +271,14 @@ mod tests {
             "Selected model is at capacity. Please try a different model.",
         ] {
             assert!(!limit_like(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn opener_max_covers_every_opener() {
+        // Each opener as shown: the apostrophe as `’`, after `🖐️ `.
+        for (o, _) in OPENERS {
+            assert!(o.replace('\'', "’").len() + "🖐\u{fe0f} ".len() <= OPENER_MAX, "{o}");
         }
     }
 
