@@ -10,7 +10,7 @@ after: other work on the machine moves both figures together.
 
 Usage: bench/detect_inputs.py BIN_DIR EXAMPLE_BIN [MB] [ROUNDS] [CAPTURE...]
 """
-import os, re, resource, statistics, subprocess, sys, tempfile, time
+import os, re, statistics, subprocess, sys, tempfile, time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 real = os.path.join(root, "tests/fixtures/detect/real")
@@ -32,17 +32,19 @@ def cycled(src, dst, size):
 def run(argv, path):
     """Wall seconds from start to exit, and peak RSS (KB), of argv reading `cat path`."""
     pin = ["taskset", "-c", "0"] if subprocess.call(["sh", "-c", "command -v taskset"], stdout=subprocess.DEVNULL) == 0 else []
+    # Peak RSS from /usr/bin/time: the rusage of a child forked from Python counts Python's own
+    # pages from before the exec.
+    rss_file = path + ".rss"
     t0 = time.perf_counter()
     cat = subprocess.Popen(["cat", path], stdout=subprocess.PIPE)
-    p = subprocess.Popen(pin + argv, stdin=cat.stdout, stdout=subprocess.DEVNULL)
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file] + pin + argv, stdin=cat.stdout, stdout=subprocess.DEVNULL)
     cat.stdout.close()
-    _, status, ru = os.wait4(p.pid, 0)
+    code = p.wait()
     wall = time.perf_counter() - t0
     cat.wait()
-    code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):
         sys.exit(f"detect_inputs: {argv[0]} exited {code}")
-    return wall, ru.ru_maxrss
+    return wall, int(open(rss_file).read().split()[-1])
 
 
 print(f"load average before: {open('/proc/loadavg').read().split()[:3]}")

@@ -79,7 +79,9 @@ pub fn limit_like(text: &str) -> bool {
         )
         .unwrap()
     });
-    HIT.is_match(&normalize(text))
+    // A file system's quota (EDQUOT, "Disk quota exceeded (os error 122)") is not the account's.
+    let n = normalize(text);
+    HIT.is_match(&n) && !n.contains("disk quota") && !n.contains("(os error")
 }
 
 /// Whether `text` could still grow into a limit message (it is a prefix of an opener, or
@@ -269,6 +271,8 @@ mod tests {
             "exceeded retry limit, last status: 500 Internal Server Error",
             "agent thread limit reached",
             "Selected model is at capacity. Please try a different model.",
+            "error: failed to write notes.txt: Disk quota exceeded (os error 122)",
+            "sandbox error: Quota exceeded (os error 122)",
         ] {
             assert!(!limit_like(text), "{text}");
         }
