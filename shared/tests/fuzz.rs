@@ -25,7 +25,7 @@ fn no_banner_captures() -> Vec<Vec<u8>> {
 /// Every TUI capture, banners included.
 fn all_captures() -> Vec<Vec<u8>> {
     let mut v = no_banner_captures();
-    for f in ["real/tui-resume-then-answer-30x100.bin", "real/tui-plus-24x80.bin", "real/tui-free-50x200.bin", "real/tui-answer-quotes-limit-30x100.bin", "real/tui-resume-then-limit-30x100.bin", "tui-redraw-24x80.bin", "tui-false-positives-24x80.bin"] {
+    for f in ["real/tui-resume-then-answer-30x100.bin", "real/tui-plus-24x80.bin", "real/tui-free-50x200.bin", "real/tui-answer-quotes-limit-30x100.bin", "real/tui-resume-then-limit-30x100.bin", "tui-redraw-24x80.bin", "tui-false-positives-24x80.bin", "real/bench-session-24x80.bin", "real/bench-session-40x120.bin", "real/bench-resume-50x200.bin"] {
         v.push(read(f));
     }
     v
@@ -147,7 +147,7 @@ proptest! {
     /// is reported is a usage-limit text.
     #[test]
     fn mutated_captures_never_panic(
-        which in 0usize..8,
+        which in 0usize..11,
         edits in proptest::collection::vec(edit(), 0..12),
         cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {

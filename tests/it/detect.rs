@@ -1,5 +1,8 @@
 //! hs-detect: the fixture suite (hand-made and real captures), splits at every byte, --tee,
-//! rollouts, marks, exit codes.
+//! rollouts, marks, exit codes. `real_codex_texts`: every limit message of the installed codex binary.
+
+#[path = "detect/codex_texts.rs"]
+mod real_codex_texts; // runs the real codex: a `real…` module (tests/README.md)
 
 use crate::support::env::{repo_root, TestEnv};
 use chrono::{DateTime, FixedOffset, Utc};
@@ -489,102 +492,96 @@ fn library_marks_and_resizes() {
     assert!(d.finish().is_empty());
 }
 
-mod real {
-    /// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
-    /// `CODEX_HOTSWAP_TEST_VERSIONS=0.169.0 shell/test detect::real::capture_real_fixtures -- --ignored`.
-    #[test]
-    #[ignore]
-    fn capture_real_fixtures() {
-        super::capture_real_fixtures()
+// The capture tests' shared parts (real codex against the mock, saved with a sidecar).
+use crate::support::auth::{leaked_markers, FakeAccount};
+use crate::support::mock::{Behaviour, MockBackend};
+use crate::support::tui::{codex_command, Tui};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+const READY: &str = "Ask Codex to do anything";
+
+struct Capture<'a> {
+    env: TestEnv,
+    mock: MockBackend,
+    work: PathBuf,
+    out_dir: &'a Path,
+    version: &'a str,
+}
+impl Capture<'_> {
+    fn new<'a>(out_dir: &'a Path, version: &'a str) -> Capture<'a> {
+        let env = TestEnv::new();
+        let mock = MockBackend::start(&env.root().join("mock"));
+        let work = env.root().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        Capture { env, mock, work, out_dir, version }
+    }
+    fn home(&self, acct: &FakeAccount) -> PathBuf {
+        self.mock.codex_home(&self.env.root().join(format!("codex-{}", acct.account_id)), acct, &[&self.work])
+    }
+    fn tui(&self, home: &Path, args: &[&str], rows: u16, cols: u16) -> Tui {
+        let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
+        cmd.arg("--no-daemon").args(args);
+        Tui::spawn(cmd, rows, cols)
+    }
+    /// Types `prompt` and waits until the mock has answered it.
+    fn turn(&self, tui: &Tui, prompt: &str) -> String {
+        tui.expect_text(READY, WAIT);
+        let from = self.mock.requests().len();
+        tui.submit(prompt);
+        let r = self
+            .mock
+            .wait_for_from(from, |r| r.is_turn() && r.body.contains(prompt), WAIT)
+            .unwrap_or_else(|| panic!("no turn for {prompt:?}:\n{}", tui.screen()));
+        r.session_id.expect("turns carry a session id")
+    }
+    fn save(&self, name: &str, bytes: &[u8], side: serde_json::Value) {
+        assert!(leaked_markers(bytes).is_empty(), "{name} shows a token");
+        std::fs::write(self.out_dir.join(name), bytes).unwrap();
+        let stem = name.rsplit_once('.').unwrap().0;
+        let text = serde_json::to_string_pretty(&side).unwrap() + "\n";
+        std::fs::write(self.out_dir.join(format!("{stem}.expect.json")), text).unwrap();
+    }
+    fn why(&self, what: &str) -> String {
+        format!("real codex {}: {what}", self.version)
     }
 }
+/// A reset time on a whole minute, so the text's `7:48 PM` names it exactly.
+fn reset_in(hours: i64) -> DateTime<Utc> {
+    let t = Utc::now().timestamp() + hours * 3600;
+    DateTime::from_timestamp(t - t % 60, 0).unwrap()
+}
+fn now() -> String {
+    shared::duration::rfc3339(Utc::now())
+}
+fn limit(reset: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({"kind": "usage_limit", "resets_at": shared::duration::rfc3339(reset), "source": "screen"})
+}
+fn rollout_of(home: &Path) -> PathBuf {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), out)
+            } else if e.path().extension().is_some_and(|x| x == "jsonl") {
+                out.push(e.path())
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&home.join("sessions"), &mut found);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
 
-/// Each capture's sidecar states the events the scenario makes codex show, worked out from what
-/// the mock was told to answer, not from running the detector.
+
+/// Regenerates `tests/fixtures/detect/real/` from the real codex (see the README there):
+/// `shell/test detect::capture_real_fixtures -- --ignored`. Each capture's sidecar states the
+/// events the scenario makes codex show, worked out from what the mock was told to answer, not
+/// from running the detector.
 fn capture_real_fixtures() {
-    use crate::support::auth::{leaked_markers, FakeAccount};
-    use crate::support::mock::{Behaviour, MockBackend};
-    use crate::support::tui::{codex_command, Tui};
-    use std::time::Duration;
-
-    const WAIT: Duration = Duration::from_secs(60);
-    const READY: &str = "Ask Codex to do anything";
     let out_dir = fixtures_dir().join("real");
     std::fs::create_dir_all(&out_dir).unwrap();
     let version = crate::support::mock::real_codex_version();
-
-    struct Capture<'a> {
-        env: TestEnv,
-        mock: MockBackend,
-        work: PathBuf,
-        out_dir: &'a Path,
-        version: &'a str,
-    }
-    impl Capture<'_> {
-        fn new<'a>(out_dir: &'a Path, version: &'a str) -> Capture<'a> {
-            let env = TestEnv::new();
-            let mock = MockBackend::start(&env.root().join("mock"));
-            let work = env.root().join("work");
-            std::fs::create_dir_all(&work).unwrap();
-            Capture { env, mock, work, out_dir, version }
-        }
-        fn home(&self, acct: &FakeAccount) -> PathBuf {
-            self.mock.codex_home(&self.env.root().join(format!("codex-{}", acct.account_id)), acct, &[&self.work])
-        }
-        fn tui(&self, home: &Path, args: &[&str], rows: u16, cols: u16) -> Tui {
-            let mut cmd = codex_command(&self.env, &self.mock, home, &self.work);
-            cmd.arg("--no-daemon").args(args);
-            Tui::spawn(cmd, rows, cols)
-        }
-        /// Types `prompt` and waits until the mock has answered it.
-        fn turn(&self, tui: &Tui, prompt: &str) -> String {
-            tui.expect_text(READY, WAIT);
-            let from = self.mock.requests().len();
-            tui.submit(prompt);
-            let r = self
-                .mock
-                .wait_for_from(from, |r| r.is_turn() && r.body.contains(prompt), WAIT)
-                .unwrap_or_else(|| panic!("no turn for {prompt:?}:\n{}", tui.screen()));
-            r.session_id.expect("turns carry a session id")
-        }
-        fn save(&self, name: &str, bytes: &[u8], side: serde_json::Value) {
-            assert!(leaked_markers(bytes).is_empty(), "{name} shows a token");
-            std::fs::write(self.out_dir.join(name), bytes).unwrap();
-            let stem = name.rsplit_once('.').unwrap().0;
-            let text = serde_json::to_string_pretty(&side).unwrap() + "\n";
-            std::fs::write(self.out_dir.join(format!("{stem}.expect.json")), text).unwrap();
-        }
-        fn why(&self, what: &str) -> String {
-            format!("real codex {}: {what}", self.version)
-        }
-    }
-    /// A reset time on a whole minute, so the text's `7:48 PM` names it exactly.
-    fn reset_in(hours: i64) -> DateTime<Utc> {
-        let t = Utc::now().timestamp() + hours * 3600;
-        DateTime::from_timestamp(t - t % 60, 0).unwrap()
-    }
-    fn now() -> String {
-        shared::duration::rfc3339(Utc::now())
-    }
-    fn limit(reset: DateTime<Utc>) -> serde_json::Value {
-        serde_json::json!({"kind": "usage_limit", "resets_at": shared::duration::rfc3339(reset), "source": "screen"})
-    }
-    fn rollout_of(home: &Path) -> PathBuf {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    walk(&e.path(), out)
-                } else if e.path().extension().is_some_and(|x| x == "jsonl") {
-                    out.push(e.path())
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(&home.join("sessions"), &mut found);
-        assert_eq!(found.len(), 1, "{found:?}");
-        found.pop().unwrap()
-    }
-
     // A usage limit on plus and free plans, at three sizes.
     for (plan, rows, cols, text) in
         [("plus", 24, 80, "Upgrade to Pro"), ("free", 50, 200, "Upgrade to Plus"), ("plus", 20, 44, "Upgrade to Pro")]
@@ -804,4 +801,83 @@ fn rollout_default_reports_only_new_records() {
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     let run = t.run("hs-detect", &["--rollout", path.to_str().unwrap(), "--from-end", "--from-start"]).code(2);
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}
+
+/// The benchmark's sessions (`real/bench-*`, see BENCHMARKS.md), at 24x80, 40x120 and 50x200:
+/// `shell/test detect::capture_bench_sessions -- --ignored`. Each size gives two captures: a
+/// session with a long answer (markdown, lists, a table, diffs, code) then a usage limit (the
+/// banner, the "Approaching rate limits" popup, the `⚠ 5h limit` status line), and its
+/// `codex resume`: the whole conversation redrawn, old banner included, then a new answer.
+fn capture_bench_sessions() {
+    let out_dir = fixtures_dir().join("real");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let version = crate::support::mock::real_codex_version();
+    let mut answer = String::new();
+    for i in 1..=8 {
+        answer.push_str(&format!(
+            "## Change {i}: the follower\n\nThe **rollout** follower now seeks to the end before polling; \
+             `resets_at` is read as unix seconds or RFC 3339, and a partial last line waits.\n\n\
+             | step | before | after |\n|---|---|---|\n| open | {i} ms | {} ms |\n| poll | 250 ms | 100 ms |\n\n\
+             ```diff\n--- a/shared/src/rollout.rs\n+++ b/shared/src/rollout.rs\n@@ -{i}0,7 +{i}0,8 @@ impl Follower {{\n\
+             -    let pos = file.seek(SeekFrom::Start(0))?;\n+    let pos = file.seek(SeekFrom::End(0))?;\n\
+             +    self.partial.clear();\n     loop {{\n-        std::thread::sleep(Duration::from_millis(250));\n\
+             +        std::thread::sleep(Duration::from_millis(100));\n```\n\n\
+             1. run `cargo test rollout::` again\n2. check the limit record\n   - `task_complete` with `usage_limit_exceeded`\n\n",
+            i * 2
+        ));
+    }
+    answer.push_str("That is every change.");
+    for (rows, cols) in [(24u16, 80u16), (40, 120), (50, 200)] {
+        let c = Capture::new(&out_dir, &version);
+        let acct = FakeAccount::new("bench", "plus");
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer(answer.clone()));
+        let home = c.home(&acct);
+        let tui = c.tui(&home, &[], rows, cols);
+        let at = now();
+        let session = c.turn(&tui, "show me the follower changes as diffs");
+        tui.expect_text("That is every change.", WAIT);
+        let reset = reset_in(3);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::usage_limit("plus", reset.timestamp()));
+        c.turn(&tui, "now apply them");
+        tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
+        tui.expect_text("Approaching rate limits", WAIT);
+        let size = format!("{rows}x{cols}");
+        c.save(
+            &format!("bench-session-{size}.bin"),
+            &tui.raw(),
+            serde_json::json!({"why": c.why(&format!("a long answer with diffs, then a plus usage limit with its popup and status line, at {size}")),
+                "now": at, "args": ["--format", "tui", "--size", size], "events": [limit(reset)]}),
+        );
+        drop(tui);
+        c.mock.set_behaviour(&acct.account_id, Behaviour::Answer("Picking up where we left off.".into()));
+        let tui = c.tui(&home, &["resume", &session], rows, cols);
+        tui.expect_text("You’ve hit your usage limit. Upgrade to Pro", WAIT);
+        tui.expect_text(READY, WAIT);
+        let mark_at = tui.raw().len();
+        let at = now();
+        c.turn(&tui, "continue please");
+        tui.expect_text("Picking up where we left off.", WAIT);
+        c.save(
+            &format!("bench-resume-{size}.bin"),
+            &tui.raw(),
+            serde_json::json!({"why": c.why(&format!("codex resume after that limit at {size}: the conversation and the old banner redrawn before the mark, then an answer")),
+                "now": at, "args": ["--format", "tui", "--size", size], "mark_at": mark_at, "events": []}),
+        );
+    }
+}
+
+/// The captures run the real codex, so they live in a module named `real` (see tests/README.md);
+/// by hand: `CODEX_HOTSWAP_TEST_VERSIONS=0.169.0 shell/test detect::real -- --ignored`.
+mod real {
+    #[test]
+    #[ignore]
+    fn capture_real_fixtures() {
+        super::capture_real_fixtures()
+    }
+
+    #[test]
+    #[ignore]
+    fn capture_bench_sessions() {
+        super::capture_bench_sessions()
+    }
 }

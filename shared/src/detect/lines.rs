@@ -109,7 +109,7 @@ impl TextLines {
                 t = &t[end + 2..];
             }
         }
-        let limit = t.strip_prefix("ERROR:").map(str::trim).and_then(|m| texts::classify(m).map(|k| (k, m)));
+        let limit = t.strip_prefix("ERROR:").map(str::trim).and_then(|m| texts::classify_error(m).map(|k| (k, m)));
         let last = self.last.take();
         let (kind, msg) = limit?;
         self.last = Some(msg.to_string());
@@ -150,7 +150,7 @@ impl JsonLines {
             }
             _ => return None,
         };
-        let kind = texts::classify(message)?;
+        let kind = texts::classify_error(message)?;
         if self.reported_in_turn.len() < 16 {
             self.reported_in_turn.push(message.to_string());
         }

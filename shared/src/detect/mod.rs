@@ -14,13 +14,16 @@
 //! - **tui** ([`Format::Tui`]): the bytes drive a `vt100` screen of `rows`×`cols`. A limit is
 //!   codex's error cell: a row with `■` at column 0 (not reached by soft-wrapping), a space, and
 //!   a text that starts like one of codex's limit messages (see [`texts::classify`]), read
-//!   together with its wrapped continuation rows. Why column 0 is the rule: every other cell
+//!   together with its wrapped continuation rows; or, when that `■` is in codex's error colour
+//!   (red, ANSI colour 1), a text in other words that says a limit was hit
+//!   ([`texts::limit_like`], kind `other`: a wording this table does not know yet, reported once
+//!   its frame is drawn). Why column 0 is the rule: every other cell
 //!   codex draws is indented behind its own marker (`• ` the agent's answer, `› ` the user's
 //!   prompt, `└ `/spaces for shell output, diffs and file views under their header), so a `■`
 //!   that the model, a file or a command prints lands at column 2 or later; the status line
 //!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs. Rows
 //!   are read when a `■` is printed at column 0 on the normal screen, at the end of each feed,
-//!   and every 4 KiB of codex's frames (see the `screen` module for the details).
+//!   and every 8 KiB of codex's frames (see the `screen` module for the details).
 //!
 //!   Newness: a banner is reported the first time its text shows up on the screen while the
 //!   detector is armed. Texts already reported, and texts that were on the screen before the
@@ -32,6 +35,9 @@
 //!   in a row for one limit: reported once).
 //! - **json** ([`Format::Json`]): `{"type":"error"}` lines, and `turn.failed` lines whose message
 //!   was not already reported in that turn.
+//!
+//! In the line formats too, an error message in unknown words that says a limit was hit is kind
+//! `other` ([`texts::classify_error`]).
 //!
 //! Auto-detection (`format: None`): the first non-blank byte `{` means json; a terminal control
 //! sequence other than a colour (SGR) means tui; 20 lines or 4 KiB without one (or the end of

@@ -14,9 +14,12 @@
 //!   (inline mode, a flood of output in one read).
 //! - **scans of the whole screen**: every row with `■ ` at column 0 holding a whole limit message
 //!   is read at the end of every feed, and at the end of a synchronized-update frame
-//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 4 KiB have passed since the
+//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 8 KiB have passed since the
 //!   last scan. codex redraws only the cells that changed, so a new banner drawn where an old one
-//!   stood may not print a `■` at all; the scans still see it. A scan in the middle of a frame
+//!   stood may not print a `■` at all; the scans still see it. (A scan reads the banner rows
+//!   again, about 60 000 instructions with one on the screen: at 4 KiB that was 12 % on top of
+//!   the screen model in a redraw; a banner shown for less than 8 KiB of frames within one read,
+//!   and gone by its end, is not seen on the alternate screen. codex's banner stays.) A scan in the middle of a frame
 //!   leaves alone a banner with the cursor on it or just below (it may still be being drawn).
 //!
 //! A settled banner is reported when its text is new to this reader: texts already reported,
@@ -37,12 +40,12 @@ const FRAME_END: &[u8] = b"\x1b[?2026l";
 /// Banners read at once; more are ignored until one settles.
 const MAX_PENDING: usize = 8;
 /// Continuation rows read below a banner's first row.
-const MAX_ROWS: u16 = 8;
+const MAX_ROWS: u16 = 12;
 /// Readings of one candidate before it is settled anyway.
 const MAX_READS: u32 = 4096;
 /// Frame ends closer together than this share one scan of the screen (the scan at the end of
 /// each feed still sees what the skipped frames drew).
-const SCAN_EVERY: usize = 4096;
+const SCAN_EVERY: usize = 8192;
 /// Known texts remembered (oldest forgotten first).
 const MAX_KNOWN: usize = 64;
 
@@ -68,7 +71,15 @@ struct Banner {
     kind: Option<LimitKind>,
     /// The last row the message covers.
     last: u16,
+    /// The `■` is drawn in codex's error colour.
+    error_style: bool,
+    /// The row below `last` is not part of it (or `last` is the bottom row).
+    ended: bool,
 }
+
+/// codex's error colour: the `■` row is red, ANSI colour 1 (`ESC[38;5;1m` from codex,
+/// `ESC[31m` elsewhere; vt100 reads both as index 1).
+const ERROR_COLOUR: vt100::Color = vt100::Color::Idx(1);
 
 pub(super) struct ScreenReader {
     parser: vt100::Parser,
@@ -163,10 +174,16 @@ impl ScreenReader {
 
     fn process(&mut self, data: &[u8], armed: bool, out: &mut Vec<(LimitKind, String)>) {
         let mut i = 0;
+        // The next glyph at or after `i` (absolute), searched once and reused until passed:
+        // searching again from every stop would read the rest of the data again each time.
+        let mut glyph = find_glyph(data);
         while i < data.len() {
             let rest = &data[i..];
+            if glyph.is_some_and(|g| g < i) {
+                glyph = find_glyph(rest).map(|g| g + i);
+            }
             let frames_from = SCAN_EVERY.saturating_sub(self.since_scan);
-            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from) else {
+            let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from, glyph.map(|g| g - i)) else {
                 self.parser.process(rest);
                 self.since_scan += rest.len();
                 break;
@@ -264,12 +281,13 @@ impl ScreenReader {
         c.row = row;
         c.reads += 1;
         let Some(b) = banner(screen, row, first) else { return Verdict::Drop };
-        // Rows below may be drawn before this one is finished: judge by this row alone.
+        // Rows below may be drawn before this one is finished: judge by this row alone. An
+        // error row in other words is read to its end (its limit words may come later).
         let head = b.first.trim_start_matches('■').trim_start();
         if head.is_empty() {
             return Verdict::Wait;
         }
-        if !texts::could_be_limit(head) {
+        if !b.error_style && !texts::could_be_limit(head) {
             return Verdict::Drop;
         }
         (c.first, c.text, c.kind) = (b.first, b.text, b.kind);
@@ -298,9 +316,15 @@ impl ScreenReader {
         let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
         for row in glyph_rows(screen) {
-            if let Some(Banner { kind: Some(k), text, last, .. }) = banner(screen, row, row_text(screen, row)) {
+            if let Some(Banner { kind: Some(k), text, last, ended, .. }) = banner(screen, row, row_text(screen, row)) {
                 let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
-                if !drawing && (texts::is_complete(k, &text) || k == LimitKind::RateLimited) {
+                // A text in unknown words has no known end: only a drawn frame shows it whole.
+                let whole = match k {
+                    LimitKind::RateLimited => true,
+                    LimitKind::Other => drawn && ended,
+                    k => texts::is_complete(k, &text),
+                };
+                if !drawing && whole {
                     found.push((k, text));
                 }
             }
@@ -318,6 +342,9 @@ impl ScreenReader {
         // message only ever matches itself: a known part never hides a different limit...
         // unless the part is what they share, which only a banner cut short leaves behind.
         let squashed: String = text.split_whitespace().collect();
+        if self.known.iter().any(|k| k.text == squashed) {
+            return;
+        }
         let whole = texts::is_complete(kind, text);
         let seen = self.known.iter().any(|k| {
             k.text == squashed
@@ -367,19 +394,31 @@ fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
 }
 
 /// The banner whose `■` is at column 0 of `row` (its text `first`), or `None` if the row is not
-/// `■` or `■ …`.
+/// `■` or `■ …`. Its kind: a known limit message (whatever its colour), or, on codex's own
+/// error row (the `■` in the error colour), a text in other words that says a limit was hit
+/// ([`LimitKind::Other`]).
 fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
     let body = first.strip_prefix('■')?;
     if !body.is_empty() && !body.starts_with(' ') {
         return None;
     }
+    let error_style = screen.cell(row, 0).is_some_and(|c| c.fgcolor() == ERROR_COLOUR);
+    let kind_of = |text: &str| if error_style { texts::classify_error(text) } else { texts::classify(text) };
     let mut text = body.trim().to_string();
     let mut last = row;
-    let mut kind = texts::classify(&text);
+    let mut kind = kind_of(&text);
     let rows = screen.size().0;
-    while last + 1 < rows && last + 1 - row <= MAX_ROWS && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
+    let mut ended = true;
+    while last + 1 < rows && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
         let next = row_text(screen, last + 1);
+        if last + 1 - row > MAX_ROWS {
+            ended = false;
+            break;
+        }
         if screen.row_wrapped(last) {
+            text.push_str(&next);
+        } else if !continues(&next) && cut_word(screen, last, &next) {
+            // A word longer than the row (a URL), cut at the last column by codex.
             text.push_str(&next);
         } else if continues(&next) {
             // codex breaks long words (URLs) after `/` and `-`: no space there.
@@ -391,10 +430,22 @@ fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
             break;
         }
         last += 1;
-        kind = texts::classify(&text);
+        // An opener is read at the start of the text: once the text is longer than every
+        // opener, its kind no longer changes (a text in unknown words may still gain its words).
+        if kind.is_none_or(|k| k == LimitKind::Other) || text.len() <= texts::OPENER_MAX {
+            kind = kind_of(&text);
+        }
     }
     let first = first.trim_end().to_string();
-    Some(Banner { first, text, kind, last })
+    Some(Banner { first, text, kind, last, error_style, ended })
+}
+
+/// Whether row `row` is full to its last column and `next` goes straight on at column 0: codex
+/// cut a word longer than the row there (`next` then may start with `)` or `.`).
+fn cut_word(screen: &vt100::Screen, row: u16, next: &str) -> bool {
+    let cols = screen.size().1;
+    let full = screen.cell(row, cols - 1).is_some_and(|c| c.has_contents() && c.contents() != " ");
+    full && next.starts_with(|c: char| !c.is_whitespace()) && !next.starts_with(['■', '•', '›', '└', '⚠', '│', '─'])
 }
 
 /// Whether a row below a banner continues its message: not blank, and not the start of
@@ -408,12 +459,18 @@ fn continues(row: &str) -> bool {
     }
 }
 
-/// Where in `hay` the feed must stop: a `■`; a frame end at `frames_from` or later; while a
-/// banner is being read, any byte that may move the cursor or scroll. (Literal searches run
-/// through `regex`'s SIMD substring search: most bytes are never looked at one by one.)
-fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+/// Where the first `■` in `hay` starts. (Literal searches run through `regex`'s SIMD substring
+/// search: most bytes are never looked at one by one.)
+fn find_glyph(hay: &[u8]) -> Option<usize> {
     static GLYPH_RE: LazyLock<regex::bytes::Regex> =
         LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\xE2\x96\xA0").unwrap());
+    GLYPH_RE.find(hay).map(|m| m.start())
+}
+
+/// Where in `hay` the feed must stop: a `■` (the first is at `glyph`, from [`find_glyph`]); a
+/// frame end at `frames_from` or later; while a banner is being read, any byte that may move
+/// the cursor or scroll.
+fn next_stop(hay: &[u8], reading: bool, frames_from: usize, glyph: Option<usize>) -> Option<usize> {
     static FRAME_RE: LazyLock<regex::bytes::Regex> =
         LazyLock::new(|| regex::bytes::Regex::new(r"(?-u)\x1B\[\?2026l").unwrap());
     if reading {
@@ -423,7 +480,6 @@ fn next_stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
             _ => false,
         });
     }
-    let glyph = GLYPH_RE.find(hay).map(|m| m.start());
     let end = glyph.unwrap_or(hay.len());
     let frame = hay.get(frames_from..end).and_then(|h| FRAME_RE.find(h)).map(|m| frames_from + m.start());
     frame.or(glyph)
@@ -471,14 +527,18 @@ mod tests {
         assert_eq!(out.len(), 4, "{out:?}");
     }
 
+    fn stop(hay: &[u8], reading: bool, frames_from: usize) -> Option<usize> {
+        next_stop(hay, reading, frames_from, find_glyph(hay))
+    }
+
     #[test]
     fn stops_and_held_bytes() {
-        assert_eq!(next_stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
-        assert_eq!(next_stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
-        assert_eq!(next_stop(b"a\x1b[0m\n", true, 0), Some(1));
-        assert_eq!(next_stop(b"a\x1b[0m\n", false, 0), None);
+        assert_eq!(stop(b"ab\xe2\x80\xa2 \xe2\x96\xa0 x", false, 0), Some(6));
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l", false, 0), Some(5));
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l", false, 6), None);
+        assert_eq!(stop(b"a\x1b[0m\x1b[?2026l\xe2\x96\xa0", false, 6), Some(13));
+        assert_eq!(stop(b"a\x1b[0m\n", true, 0), Some(1));
+        assert_eq!(stop(b"a\x1b[0m\n", false, 0), None);
         assert_eq!(held_suffix(b"ab\xe2\x96"), 2);
         assert_eq!(held_suffix(b"ab\xe2"), 1);
         assert_eq!(held_suffix(b"ab\x1b[?20"), 5);
@@ -491,6 +551,23 @@ mod tests {
         let msg = "■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.";
         let got = read_all(format!("\x1b[31m{msg}\x1b[0m\r\n").as_bytes(), 24, 40);
         assert_eq!(got, vec![(LimitKind::UsageLimit, msg["■ ".len()..].to_string())]);
+    }
+
+    #[test]
+    fn unknown_limit_words_count_only_on_the_red_error_row() {
+        let frame = |sgr: &str, t: &str| {
+            format!("\x1b[?1049h\x1b[?2026h\x1b[2J\x1b[5;1H{sgr}■ {t}\x1b[0m\x1b[20;3H\x1b[?2026l").into_bytes()
+        };
+        let text = "Your organization has reached its monthly credit limit. Ask an admin to raise it.";
+        // Wrapped by codex over two rows at 60 columns: read whole, once.
+        let wrapped = text.replacen("credit limit. ", "credit limit.\x1b[6;1H", 1);
+        let want = vec![(LimitKind::Other, text.to_string())];
+        assert_eq!(read_all(&frame("\x1b[38;5;1;49m", &wrapped), 24, 60), want);
+        assert_eq!(read_all(&frame("\x1b[31m", text), 24, 120), want);
+        // Not red: not codex's error row. Red, but not a limit: nothing either.
+        assert!(read_all(&frame("", text), 24, 120).is_empty());
+        assert!(read_all(&frame("\x1b[31m", "Conversation interrupted - tell the model what to do differently."), 24, 120).is_empty());
+        assert!(read_all(&frame("\x1b[31m", "Couldn't load usage limit resets. Please try again."), 24, 120).is_empty());
     }
 
     #[test]

@@ -26,10 +26,18 @@ const OPENERS: &[(&str, LimitKind)] = &[
     ("you've hit your usage limit", LimitKind::UsageLimit),
     ("your workspace is out of credits", LimitKind::WorkspaceCredits),
     ("you hit your spend cap", LimitKind::SpendCap),
+    // The TUI's own words for a workspace owner out of credits or at the workspace's usage
+    // limit (the states codex's core words as "out of credits" and "spend cap").
+    ("you're out of credits", LimitKind::WorkspaceCredits),
+    ("usage limit reached. you've reached your usage limit", LimitKind::SpendCap),
     ("quota exceeded. check your plan and billing details", LimitKind::Quota),
     ("to use codex with your chatgpt plan, upgrade to plus", LimitKind::PlanNotIncluded),
     ("exceeded retry limit, last status: 429", LimitKind::RateLimited),
 ];
+
+/// The longest opener, in bytes of the text as shown (an apostrophe `’` is three bytes, a
+/// leading `🖐 ` five): a text longer than this has its kind settled.
+pub const OPENER_MAX: usize = 80;
 
 /// Lowercases, folds `’`/`ʼ` to `'`, and drops a leading `🖐` (with its variation selector).
 pub fn normalize(text: &str) -> String {
@@ -47,6 +55,33 @@ pub fn normalize(text: &str) -> String {
 pub fn classify(text: &str) -> Option<LimitKind> {
     let n = normalize(text);
     OPENERS.iter().find(|(o, _)| n.starts_with(o)).map(|&(_, k)| k)
+}
+
+/// The kind of limit an error message of codex's own (its red `■` row, an `ERROR:` line, an
+/// `error` JSON event) reports: a known message, or [`LimitKind::Other`] for a text in other
+/// words that says a limit was hit ([`limit_like`]).
+pub fn classify_error(text: &str) -> Option<LimitKind> {
+    classify(text).or_else(|| limit_like(text).then_some(LimitKind::Other))
+}
+
+/// Whether an error text that starts like none of codex's known messages still says that a
+/// limit was hit ("… reached your credit limit", "quota exceeded", "out of credits"): on codex's
+/// own error row such a text is a limit in words this version of hs-detect does not know yet.
+/// Labels that merely name a limit ("usage limit resets", "5h limit: 20% left") do not match.
+pub fn limit_like(text: &str) -> bool {
+    static HIT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?x)
+            \b(hit|reached|exceeded|exhausted|used\ up|out\ of|over|ran\ out\ of)\b [^.?!]{0,40}
+                \b(usage\ limits?|spend(ing)?\ (cap|limit)|credit\ limit|credits|quota|rate\ limits?\ for)\b
+            | \b(usage\ limit|spend\ cap|credit\ limit|quota)\ (reached|exceeded|hit)\b
+            | \binsufficient[_\ ]quota\b",
+        )
+        .unwrap()
+    });
+    // A file system's quota (EDQUOT, "Disk quota exceeded (os error 122)") is not the account's.
+    let n = normalize(text);
+    HIT.is_match(&n) && !n.contains("disk quota") && !n.contains("(os error")
 }
 
 /// Whether `text` could still grow into a limit message (it is a prefix of an opener, or
@@ -69,7 +104,10 @@ pub fn is_complete(kind: LimitKind, text: &str) -> bool {
     let t = text.trim_end();
     match kind {
         LimitKind::UsageLimit | LimitKind::ModelLimit => END.is_match(t),
-        LimitKind::WorkspaceCredits | LimitKind::SpendCap => normalize(t).ends_with(" to continue."),
+        LimitKind::WorkspaceCredits | LimitKind::SpendCap => {
+            let n = normalize(t);
+            n.ends_with(" to continue.") || n.ends_with(" to continue using codex.")
+        }
         LimitKind::Quota => normalize(t).ends_with("billing details."),
         LimitKind::PlanNotIncluded => normalize(t).ends_with("explore/plus."),
         LimitKind::RateLimited | LimitKind::Other => false,
@@ -196,6 +234,8 @@ mod tests {
             ("Quota exceeded. Check your plan and billing details.", LimitKind::Quota),
             ("To use Codex with your ChatGPT plan, upgrade to Plus: https://chatgpt.com/explore/plus.", LimitKind::PlanNotIncluded),
             ("exceeded retry limit, last status: 429 Too Many Requests, request id: abc", LimitKind::RateLimited),
+            ("You're out of credits. Your workspace is out of credits. Add credits to continue using Codex.", LimitKind::WorkspaceCredits),
+            ("Usage limit reached. You've reached your usage limit. Increase your limits to continue using codex.", LimitKind::SpendCap),
         ];
         for (text, kind) in cases {
             assert_eq!(classify(text), Some(kind), "{text}");
@@ -208,6 +248,41 @@ mod tests {
             "stream error: exceeded retry limit, last status: 429",
         ] {
             assert_eq!(classify(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn limit_words_in_unknown_texts() {
+        for text in [
+            "Your organization has reached its monthly credit limit.",
+            "You have exceeded your current quota, please check your plan.",
+            "insufficient_quota",
+            "You ran out of credits for this workspace.",
+            "Spend cap reached for this project.",
+        ] {
+            assert!(limit_like(text), "{text}");
+            assert_eq!(classify_error(text), Some(LimitKind::Other), "{text}");
+        }
+        for text in [
+            "Couldn't load usage limit resets. Please try again.",
+            "⚠ 5h limit: only <1% left · resets at 18:50",
+            "You’re no longer close to your usage limit.",
+            "Approaching rate limits",
+            "exceeded retry limit, last status: 500 Internal Server Error",
+            "agent thread limit reached",
+            "Selected model is at capacity. Please try a different model.",
+            "error: failed to write notes.txt: Disk quota exceeded (os error 122)",
+            "sandbox error: Quota exceeded (os error 122)",
+        ] {
+            assert!(!limit_like(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn opener_max_covers_every_opener() {
+        // Each opener as shown: the apostrophe as `’`, after `🖐️ `.
+        for (o, _) in OPENERS {
+            assert!(o.replace('\'', "’").len() + "🖐\u{fe0f} ".len() <= OPENER_MAX, "{o}");
         }
     }
 
