@@ -36,16 +36,19 @@
 //! modes codex left on). `exec` ends by itself after a limit (exit 1); TERM after 5 s.
 
 pub mod args;
+pub mod carry;
 pub mod codex_features;
+pub mod recover;
 pub mod rollout_watch;
 mod supervise;
 pub mod tools;
 
 use crate::config::OnExhausted;
-use crate::events::{Event, LimitEvent, SwapEvent};
+use crate::events::{Event, LimitEvent, LimitKind, Source, SwapEvent, SwapHow};
 use crate::pty::{self, RawGuard, SignalPipe};
 use anyhow::{Context, Result};
 use args::{CodexArgs, Kind};
+use recover::TroubleKind;
 use chrono::{DateTime, Local, Utc};
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -258,6 +261,12 @@ fn session(
     let mut argv = opts.args.first_run(opts.no_daemon);
     let mut handled: Vec<LimitEvent> = Vec::new();
     let mut swaps = 0u32;
+    // This run resumes session .0 (of account .1) on a new account: a refusal is carried over.
+    let mut resumed_on_new: Option<(String, String)> = None;
+    // This run is a new session holding session .0 (of account .1) as text; .2 the refusal.
+    let mut carrying: Option<(String, String, String)> = None;
+    // Accounts found with a dead login in this run of hs-run (never tried again).
+    let mut dead: Vec<String> = Vec::new();
     // After the first run stdin is spent: later runs (resumed or run again) read /dev/null.
     let mut second_run = false;
     let mut rollout: Option<PathBuf> = None;
@@ -287,13 +296,14 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
-            resend: match (second_run && interactive, opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+            resend: match (second_run && interactive && carrying.is_none(), opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
                 (true, Some(p), Some(after)) => Some((p, after)),
                 _ => None,
             },
+            stop_on_refusal: resumed_on_new.is_some(),
             log,
         };
-        log.line(format_args!("run on {account}: codex {}", argv.join(" ")));
+        log.line(format_args!("run on {account}: codex {}", recover::loggable(&argv)));
         let res = supervise::run_once(term, &opts.tools, &spec)?;
         let mut warnings = res.warnings.clone();
         warnings.dedup();
@@ -314,14 +324,61 @@ fn session(
             log.line(format_args!("that rollout is a sub-agent's thread; the session is {session_id:?}"));
         }
         rollout = main_rollout.or(rollout);
-        let Some(limit) = res.limit else { return Ok(code) };
+        if let Some((old, from, why)) = carrying.take() {
+            let new = session_id.clone().unwrap_or_else(|| "(its id was not found)".into());
+            term.notice(&format!("session {old} was carried over as text into session {new} on {account}"));
+            record_swap(opts, &SwapEvent {
+                at: Utc::now(),
+                session_id: Some(old),
+                from,
+                to: account.clone(),
+                kind: LimitKind::Other,
+                resets_at: None,
+                cwd: opts.cwd.clone(),
+                how: Some(SwapHow::CarriedOver),
+                reason: Some(why),
+                new_session_id: session_id.clone(),
+            });
+        }
+        let resumed = resumed_on_new.take();
         if res.user_signal.is_some() {
             return Ok(code);
         }
-        let back = back_at(limit.resets_at);
+        let (limit, dead_login) = match (res.limit, res.trouble) {
+            (Some(l), _) => (l, None),
+            (None, Some(t)) if t.kind == TroubleKind::ResumeRefused => {
+                // The account is fine; the thread is not: a new session gets it as text.
+                let (Some((old, from)), Some(path)) = (resumed, rollout.clone()) else { return Ok(code) };
+                let said = recover::short(&t.text);
+                let entries = carry::conversation(&path).with_context(|| format!("cannot carry session {old} over"))?;
+                let prompt = opts.continue_prompt.as_deref().unwrap_or(carry::CONTINUE);
+                argv = opts.args.fresh_run(&carry::carry_prompt(&entries, &old, prompt, carry::MAX_BYTES), opts.no_daemon);
+                term.notice(&format!(
+                    "{account} refused to continue session {old} ({said}); carrying the conversation over as text into a new session on {account}"
+                ));
+                log.line(format_args!("carrying session {old} over: {} entries", entries.len()));
+                term.drop_pending_input(res.unanswered);
+                carrying = Some((old, from, t.text));
+                rollout = None;
+                continue;
+            }
+            (None, Some(t)) => {
+                if let Err(e) = opts.tools.login_needed(&account, &t.text) {
+                    term.notice(&format!("{e:#}"));
+                }
+                dead.push(account.clone());
+                let kind = LimitKind::Other;
+                (LimitEvent { kind, text: t.text.clone(), resets_at: None, source: Source::Rollout, account: None, at: Utc::now(), session_id: None }, Some(t))
+            }
+            (None, None) => return Ok(code),
+        };
+        let back = match &dead_login {
+            None => format!("hit its usage limit{}", back_at(limit.resets_at)),
+            Some(t) => format!("cannot log in ({}; fix: codex-hotswap login {account})", recover::short(&t.text)),
+        };
         if swaps >= opts.max_swaps {
             term.notice(&format!(
-                "{account} hit its usage limit{back}; not switching again (--max-swaps {} reached)",
+                "{account} {back}; not switching again (--max-swaps {} reached)",
                 opts.max_swaps
             ));
             return Ok(code);
@@ -332,7 +389,7 @@ fn session(
         let resume_id = match (&session_id, rerun) {
             (_, true) if opts.args.prompt_from_stdin() => {
                 term.notice(&format!(
-                    "{account} hit its usage limit{back}; this review read its instructions from stdin, so it cannot \
+                    "{account} {back}; this review read its instructions from stdin, so it cannot \
                      run again on another account (give them as an argument instead)"
                 ));
                 return Ok(code);
@@ -340,13 +397,13 @@ fn session(
             (_, true) => None,
             (None, false) => {
                 term.notice(&format!(
-                    "{account} hit its usage limit{back}, but this session's id was not found, so it cannot be \
+                    "{account} {back}, but this session's id was not found, so it cannot be \
                      continued on another account"
                 ));
                 return Ok(code);
             }
             (Some(_), false) if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() => {
-                term.notice(&format!("{account} hit its usage limit{back}; not continuing (--no-continue)"));
+                term.notice(&format!("{account} {back}; not continuing (--no-continue)"));
                 return Ok(code);
             }
             (Some(id), false) => Some(id.clone()),
@@ -356,6 +413,10 @@ fn session(
             None => "cannot run the review again on the next account".to_string(),
         };
         let next = match opts.tools.next().with_context(later)? {
+            Some(n) if dead.contains(&n) => {
+                term.notice(&format!("{account} {back}; {n} cannot log in either (fix: codex-hotswap login {n})"));
+                return Ok(code);
+            }
             Some(n) => n,
             None => match wait_for_account(term, opts, resume_id.as_deref())? {
                 Ok(n) => n,
@@ -372,6 +433,9 @@ fn session(
             kind: limit.kind,
             resets_at: limit.resets_at,
             cwd: opts.cwd.clone(),
+            how: dead_login.as_ref().map(|_| SwapHow::LoginNeeded),
+            reason: dead_login.as_ref().map(|t| t.text.clone()),
+            new_session_id: None,
         };
         record_swap(opts, &swap);
         log.line(format_args!("switched {account} -> {next}"));
@@ -379,14 +443,17 @@ fn session(
         term.notice(&if next == account {
             format!("{account} is back; {what} on {next}")
         } else {
-            format!("{account} hit its usage limit{back}; {what} on {next}")
+            format!("{account} {back}; {what} on {next}")
         });
         swaps += 1;
-        account = next;
+        let from = std::mem::replace(&mut account, next);
         second_run = true;
         argv = match &resume_id {
             Some(id) => {
-                handled.push(limit);
+                if dead_login.is_none() {
+                    handled.push(limit);
+                }
+                resumed_on_new = Some((id.clone(), from));
                 opts.args.resume_run(id, opts.continue_prompt.as_deref(), opts.no_daemon)
             }
             None => {
@@ -460,10 +527,15 @@ fn record_swap(opts: &Options, swap: &SwapEvent) {
 fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> Result<Result<String, i32>> {
     let states = opts.tools.status()?;
     if opts.on_exhausted == OnExhausted::Exit {
-        term.notice("every account has hit its usage limit:");
+        term.notice(if states.iter().any(|s| s.login_needed) {
+            "no account is available (usage limits, logins codex refused):"
+        } else {
+            "every account has hit its usage limit:"
+        });
         let width = states.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &states {
             let when = match (s.available, s.until) {
+                _ if s.login_needed => format!("needs a new login (fix: codex-hotswap login {})", s.name),
                 (true, _) => "available".to_string(),
                 (false, Some(u)) => format!("back at {} ({})", local_time(u), u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 (false, None) => "reset time unknown".to_string(),
@@ -505,6 +577,10 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
                 )
             }
             None => "every account has hit its usage limit; waiting for one to come back · Ctrl-C quits".into(),
+        };
+        let line = match tools::dead_logins(&states) {
+            Some(names) => format!("{line} · {names} (codex-hotswap login NAME)"),
+            None => line,
         };
         if term.stderr_tty {
             let _ = write!(std::io::stderr(), "\r\x1b[2Kcodex-hotswap: {line}");

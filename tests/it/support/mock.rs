@@ -63,6 +63,14 @@ pub enum Behaviour {
     UsageLimit { plan_type: String, resets_at: i64 },
     /// Any status with this (JSON) body.
     Status { code: u16, body: String },
+    /// The login was revoked: the account check and every turn get 401 `token_invalidated`, and
+    /// the refresh endpoint refuses the account's refresh tokens with 401
+    /// `refresh_token_invalidated` (what a revoked or spent login gets from the real backend).
+    Revoked,
+    /// Answers like an account without a behaviour, except on a thread whose first turn came from
+    /// another account: 400 `invalid_encrypted_content` ("The encrypted content … could not be
+    /// verified"), as the real backend answers items another account or organization produced.
+    RejectForeignThreads,
 }
 
 impl Behaviour {
@@ -148,6 +156,8 @@ struct State {
     current_refresh: HashMap<String, String>,
     requests: Vec<RequestRecord>,
     answers: u64,
+    /// The account of each thread's first turn (`thread-id` header).
+    thread_owner: HashMap<String, String>,
 }
 
 struct Shared {
@@ -593,6 +603,7 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         KIND_REFRESH => st.refresh(&req.body),
         KIND_ACCOUNTS_CHECK => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
             Err(r) => r,
+            Ok(id) if st.behaviours.get(&id) == Some(&Behaviour::Revoked) => revoked(),
             Ok(id) => Response::json(
                 200,
                 json!({"accounts": [{"id": id, "workspace_backend_origin": "NO_CONSTRAINT",
@@ -601,6 +612,8 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         },
         KIND_TURN | KIND_TITLE | KIND_REVIEW => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
             Err(r) => r,
+            Ok(id) if st.behaviours.get(&id) == Some(&Behaviour::Revoked) => revoked(),
+            Ok(id) if kind == KIND_TURN && st.foreign_thread(&id, header("thread-id").as_deref()) => encrypted_content_refused(),
             Ok(id) => st.turn(&id, kind),
         },
         _ => Response::not_found(),
@@ -656,7 +669,31 @@ fn unauthorized(code: &str, message: &str) -> Response {
     )
 }
 
+/// What the backend answers a request whose access token was revoked.
+fn revoked() -> Response {
+    unauthorized("token_invalidated", "Your authentication token has been invalidated. Please try signing in again.")
+}
+
+/// What the backend answers a turn carrying encrypted items another account produced.
+pub const ENCRYPTED_CONTENT_MESSAGE: &str = "The encrypted content gAAAAABpMock…5Q== could not be verified. Reason: Encrypted content could not be decrypted or parsed.";
+
+fn encrypted_content_refused() -> Response {
+    Response::json(
+        400,
+        json!({"error": {"message": ENCRYPTED_CONTENT_MESSAGE, "type": "invalid_request_error", "param": null,
+                         "code": "invalid_encrypted_content"}}),
+    )
+}
+
 impl State {
+    /// Records the first account of `thread`; true when this account refuses foreign threads
+    /// ([`Behaviour::RejectForeignThreads`]) and the thread started on another account.
+    fn foreign_thread(&mut self, account_id: &str, thread: Option<&str>) -> bool {
+        let Some(thread) = thread else { return false };
+        let owner = self.thread_owner.entry(thread.to_string()).or_insert_with(|| account_id.to_string());
+        owner != account_id && self.behaviours.get(account_id) == Some(&Behaviour::RejectForeignThreads)
+    }
+
     /// The account id a request may act for: its bearer must be a live access token the mock
     /// issued, for the account named in `chatgpt-account-id` (when present).
     fn check_bearer(&self, bearer: Option<&str>, account_id: Option<&str>) -> Result<String, Response> {
@@ -686,6 +723,12 @@ impl State {
             );
         };
         match self.refresh_tokens.get(&given) {
+            Some(RefreshState::Valid(acct)) if self.behaviours.get(&acct.account_id) == Some(&Behaviour::Revoked) => {
+                unauthorized(
+                    "refresh_token_invalidated",
+                    "Your refresh token has been invalidated. Please try signing in again.",
+                )
+            }
             Some(RefreshState::Valid(acct)) => {
                 let acct = acct.clone().expiring_in(REFRESHED_EXPIRES_IN);
                 self.refresh_tokens.insert(given, RefreshState::Used);
