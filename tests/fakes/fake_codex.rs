@@ -156,8 +156,9 @@ fn foreign(id: Option<&str>) -> bool {
 }
 
 /// `--enable cli_resume_account_check` refusing another account's thread, before anything runs.
-fn account_check(id: Option<&str>) {
+fn account_check(args: &[String], id: Option<&str>) {
     if foreign(id) && account_listed("FAKE_CODEX_REFUSE_FOREIGN") && env("FAKE_CODEX_ACCOUNT_CHECK").as_deref() == Some("1") {
+        record(args, true, id, "");
         eprintln!("Error: thread/resume: thread/resume failed: This thread was created with a different ChatGPT account or workspace. Sign in with the original account to resume it. (code -32600)");
         std::process::exit(1);
     }
@@ -289,7 +290,7 @@ fn out(s: &str) {
 
 fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let resume = (sub == ["resume"]).then(|| rest.first().cloned()).flatten();
-    account_check(resume.as_deref());
+    account_check(args, resume.as_deref());
     let failure = turn_failure(foreign(resume.as_deref()));
     let mut rollout = Rollout::open(resume.as_deref(), "codex-tui");
     let n = record(args, true, Some(&rollout.id), "");
@@ -465,7 +466,7 @@ fn exec(args: &[String], sub: &[&str], rest: &[String], json: bool) {
     if prompt.is_none() || prompt.as_deref() == Some("-") {
         let _ = std::io::stdin().read_to_string(&mut stdin_text);
     }
-    account_check(resume.as_deref());
+    account_check(args, resume.as_deref());
     let failure = turn_failure(foreign(resume.as_deref()));
     let mut rollout = Rollout::open(resume.as_deref(), "codex_exec");
     let n = record(args, true, Some(&rollout.id), &stdin_text);

@@ -8,6 +8,7 @@ mod fault;
 mod fuzz;
 mod harness;
 mod overlay;
+mod recover;
 mod review;
 mod rotate;
 mod run;
