@@ -284,6 +284,17 @@ mod real {
         tui.kill();
     }
 
+    /// Ctrl-C until hs-run ends (one at a time: one during codex's shutdown would cut it short).
+    fn quit(tui: &mut Tui) {
+        for _ in 0..5 {
+            tui.send(b"\x03");
+            if tui.wait_exit(Duration::from_secs(4)).is_some() {
+                return;
+            }
+        }
+        panic!("hs-run did not exit; screen:\n{}", tui.screen())
+    }
+
     /// The new session on acc2: its first turn carries the old conversation as text.
     #[track_caller]
     fn assert_carried(r: &RealWorld, first_prompt: &str) {
@@ -327,8 +338,11 @@ mod real {
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}; log:\n{}", std::fs::read_to_string(r.hs_run_log()).unwrap_or_default()));
         let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
         assert!(raw.contains("This thread was created with a different ChatGPT account or workspace"), "codex refused the resume");
+        // the carried-over switch is logged when that codex ends, with both session ids
         let mut tui = tui;
-        tui.kill();
+        quit(&mut tui);
         assert_carried(&r, "checked question");
+        let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
+        assert!(raw.contains("was carried over as text into session "), "{raw}");
     }
 }

@@ -11,6 +11,9 @@
 //! - refused thread (400 `invalid_encrypted_content`): `task_complete` whose error message is the
 //!   backend's JSON body (`codex_error_info: "other"`), `exec` prints `ERROR: {"error":{…}}`
 //!   and exits 1; one request, no retry.
+//!   A resumed TUI does not get that far: it fails at its start with `Error: account/read failed:
+//!   account/read failed: Your access token could not be refreshed because your refresh token was
+//!   revoked. Please log out and sign in again. (code -32603)` and exits 1.
 //! - `--enable cli_resume_account_check`: no turn at all; `Error: thread/resume: thread/resume
 //!   failed: This thread was created with a different ChatGPT account or workspace. Sign in with
 //!   the original account to resume it. (code -32600)` (the TUI: `Error: Failed to resume session

@@ -698,8 +698,9 @@ impl Runner<'_> {
             self.printed_id = self.ids.scan(stream, bytes);
         }
         if stream != Stream::Stdout {
-            // (the TUI's screen only for codex's failed start: an answer may hold any words)
-            let found = self.error_lines.scan(bytes).filter(|t| stream == Stream::Stderr || t.text.contains("thread/resume failed"));
+            // (on the TUI's screen only codex's failed start, which names its JSON-RPC error
+            // code: an answer may hold any words)
+            let found = self.error_lines.scan(bytes).filter(|t| stream == Stream::Stderr || t.text.contains("(code -32"));
             if let Some(t) = found {
                 self.on_trouble(t);
             }
