@@ -295,6 +295,39 @@ mod real {
         panic!("hs-run did not exit; screen:\n{}", tui.screen())
     }
 
+    #[test]
+    fn real_tui_started_on_a_revoked_login_starts_again_on_the_next_account() {
+        let r = world(Behaviour::Answer("Hello from acc2".into()));
+        r.mock.set_behaviour("acct-acc1", Behaviour::Revoked);
+        let tui = Tui::spawn(hs_run(&r), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("fresh question");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
+        assert!(raw.contains("codex-hotswap: acc1 cannot log in ("), "{raw}");
+        assert!(raw.contains("fix: codex-hotswap login acc1); starting codex again on acc2"), "{raw}");
+        let turns = r.mock.turns();
+        assert!(turns.iter().all(|t| t.account_id.as_deref() == Some("acct-acc2")), "{}", r.requests_summary());
+        let mut tui = tui;
+        quit(&mut tui);
+        let ev = events(&r.env);
+        assert_eq!((ev[0]["from"].as_str(), ev[0]["to"].as_str(), ev[0]["how"].as_str()), (Some("acc1"), Some("acc2"), Some("login_needed")));
+    }
+
+    #[test]
+    fn real_tui_carries_a_thread_the_backend_refuses_over_as_text() {
+        let r = world(Behaviour::RejectForeignThreads);
+        let tui = Tui::spawn(hs_run(&r), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("tui encrypted question");
+        r.mock
+            .wait_for(|q| q.is_turn() && q.status == 200 && q.account_id.as_deref() == Some("acct-acc2"), WAIT)
+            .unwrap_or_else(|| panic!("no carried-over turn; screen:\n{}", tui.screen()));
+        let mut tui = tui;
+        quit(&mut tui);
+        assert_carried(&r, "tui encrypted question");
+    }
+
     /// The new session on acc2: its first turn carries the old conversation as text.
     #[track_caller]
     fn assert_carried(r: &RealWorld, first_prompt: &str) {

@@ -385,7 +385,8 @@ fn session(
         }
         // A review runs again on the next account (see `CodexArgs::reruns`); anything else
         // resumes its session, which needs its id.
-        let rerun = opts.args.reruns();
+        // (a codex that could not even start on a dead login has no session: start it again)
+        let rerun = opts.args.reruns() || (dead_login.is_some() && session_id.is_none());
         let resume_id = match (&session_id, rerun) {
             (_, true) if opts.args.prompt_from_stdin() => {
                 term.notice(&format!(
@@ -439,7 +440,11 @@ fn session(
         };
         record_swap(opts, &swap);
         log.line(format_args!("switched {account} -> {next}"));
-        let what = if rerun { "running the review again" } else { "continuing this session" };
+        let what = match (rerun, opts.args.reruns()) {
+            (true, true) => "running the review again",
+            (true, false) => "starting codex again",
+            _ => "continuing this session",
+        };
         term.notice(&if next == account {
             format!("{account} is back; {what} on {next}")
         } else {
