@@ -30,6 +30,12 @@
 //! resumes or forks count as handled. hs-detect's SIGUSR1 mark is not used: it would land at an
 //! arbitrary point of the piped stream, and nothing tells when the redraw is over.
 //!
+//! The account a session lands on may not take it ([`recover`]): a dead login marks the account
+//! `login_needed` (`hs-rotate login-needed`) and moves the session on like a limit does (each
+//! account at most once per hs-run); a resume refused on the new account starts a new session
+//! there whose first prompt is the old conversation as text ([`carry`]), logged as a `swap` with
+//! `how: carried_over` once that codex ends (then its session id is known).
+//!
 //! Stopping codex for a switch: the TUI gets Ctrl-C twice (codex 0.169.0 then prints "Shutting
 //! down", restores the terminal and keeps its rollout), a third time for a non-empty composer,
 //! SIGTERM to its process group after 4 s and SIGKILL after 6 s (then hs-run resets the terminal
@@ -325,20 +331,7 @@ fn session(
         }
         rollout = main_rollout.or(rollout);
         if let Some((old, from, why)) = carrying.take() {
-            let new = session_id.clone().unwrap_or_else(|| "(its id was not found)".into());
-            term.notice(&format!("session {old} was carried over as text into session {new} on {account}"));
-            record_swap(opts, &SwapEvent {
-                at: Utc::now(),
-                session_id: Some(old),
-                from,
-                to: account.clone(),
-                kind: LimitKind::Other,
-                resets_at: None,
-                cwd: opts.cwd.clone(),
-                how: Some(SwapHow::CarriedOver),
-                reason: Some(why),
-                new_session_id: session_id.clone(),
-            });
+            carried_over(term, opts, old, from, &account, why, session_id.clone());
         }
         let resumed = resumed_on_new.take();
         if res.user_signal.is_some() {
@@ -349,14 +342,12 @@ fn session(
             (None, Some(t)) if t.kind == TroubleKind::ResumeRefused => {
                 // The account is fine; the thread is not: a new session gets it as text.
                 let (Some((old, from)), Some(path)) = (resumed, rollout.clone()) else { return Ok(code) };
-                let said = recover::short(&t.text);
-                let entries = carry::conversation(&path).with_context(|| format!("cannot carry session {old} over"))?;
-                let prompt = opts.continue_prompt.as_deref().unwrap_or(carry::CONTINUE);
-                argv = opts.args.fresh_run(&carry::carry_prompt(&entries, &old, prompt, carry::MAX_BYTES), opts.no_daemon);
+                argv = carry_over_run(opts, log, &old, &path)?;
                 term.notice(&format!(
-                    "{account} refused to continue session {old} ({said}); carrying the conversation over as text into a new session on {account}"
+                    "{account} refused to continue session {old} ({}); carrying the conversation over as text into a \
+                     new session on {account}",
+                    recover::short(&t.text)
                 ));
-                log.line(format_args!("carrying session {old} over: {} entries", entries.len()));
                 term.drop_pending_input(res.unanswered);
                 carrying = Some((old, from, t.text));
                 rollout = None;
@@ -367,18 +358,19 @@ fn session(
                     term.notice(&format!("{e:#}"));
                 }
                 dead.push(account.clone());
+                // (the switch is logged like a limit's, of kind `other`)
                 let kind = LimitKind::Other;
-                (LimitEvent { kind, text: t.text.clone(), resets_at: None, source: Source::Rollout, account: None, at: Utc::now(), session_id: None }, Some(t))
+                (LimitEvent { kind, text: t.text.clone(), resets_at: None, source: Source::Other, account: None, at: Utc::now(), session_id: None }, Some(t))
             }
             (None, None) => return Ok(code),
         };
-        let back = match &dead_login {
+        let why = match &dead_login {
             None => format!("hit its usage limit{}", back_at(limit.resets_at)),
             Some(t) => format!("cannot log in ({}; fix: codex-hotswap login {account})", recover::short(&t.text)),
         };
         if swaps >= opts.max_swaps {
             term.notice(&format!(
-                "{account} {back}; not switching again (--max-swaps {} reached)",
+                "{account} {why}; not switching again (--max-swaps {} reached)",
                 opts.max_swaps
             ));
             return Ok(code);
@@ -390,7 +382,7 @@ fn session(
         let resume_id = match (&session_id, rerun) {
             (_, true) if opts.args.prompt_from_stdin() => {
                 term.notice(&format!(
-                    "{account} {back}; this review read its instructions from stdin, so it cannot \
+                    "{account} {why}; this review read its instructions from stdin, so it cannot \
                      run again on another account (give them as an argument instead)"
                 ));
                 return Ok(code);
@@ -398,13 +390,13 @@ fn session(
             (_, true) => None,
             (None, false) => {
                 term.notice(&format!(
-                    "{account} {back}, but this session's id was not found, so it cannot be \
+                    "{account} {why}, but this session's id was not found, so it cannot be \
                      continued on another account"
                 ));
                 return Ok(code);
             }
             (Some(_), false) if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() => {
-                term.notice(&format!("{account} {back}; not continuing (--no-continue)"));
+                term.notice(&format!("{account} {why}; not continuing (--no-continue)"));
                 return Ok(code);
             }
             (Some(id), false) => Some(id.clone()),
@@ -415,7 +407,7 @@ fn session(
         };
         let next = match opts.tools.next().with_context(later)? {
             Some(n) if dead.contains(&n) => {
-                term.notice(&format!("{account} {back}; {n} cannot log in either (fix: codex-hotswap login {n})"));
+                term.notice(&format!("{account} {why}; {n} cannot log in either (fix: codex-hotswap login {n})"));
                 return Ok(code);
             }
             Some(n) => n,
@@ -448,7 +440,7 @@ fn session(
         term.notice(&if next == account {
             format!("{account} is back; {what} on {next}")
         } else {
-            format!("{account} {back}; {what} on {next}")
+            format!("{account} {why}; {what} on {next}")
         });
         swaps += 1;
         let from = std::mem::replace(&mut account, next);
@@ -499,6 +491,34 @@ fn local_time(t: DateTime<Utc>) -> String {
     } else {
         l.format("%b %-d %H:%M").to_string()
     }
+}
+
+/// The command line of a new session on the same account whose first prompt is session `old`'s
+/// conversation as text (read from its rollout `path`).
+fn carry_over_run(opts: &Options, log: &Log, old: &str, path: &Path) -> Result<Vec<String>> {
+    let entries = carry::conversation(path).with_context(|| format!("cannot carry session {old} over"))?;
+    let then = opts.continue_prompt.as_deref().unwrap_or(carry::CONTINUE);
+    let prompt = carry::carry_prompt(&entries, old, then, carry::MAX_BYTES);
+    log.line(format_args!("carrying session {old} over: {} entries, {} bytes", entries.len(), prompt.len()));
+    Ok(opts.args.fresh_run(&prompt, opts.no_daemon))
+}
+
+/// The carried-over session `new` ran: says so, with both ids, and logs the switch.
+fn carried_over(term: &Term, opts: &Options, old: String, from: String, to: &str, why: String, new: Option<String>) {
+    let shown = new.clone().unwrap_or_else(|| "(its id was not found)".into());
+    term.notice(&format!("session {old} was carried over as text into session {shown} on {to}"));
+    record_swap(opts, &SwapEvent {
+        at: Utc::now(),
+        session_id: Some(old),
+        from,
+        to: to.to_string(),
+        kind: LimitKind::Other,
+        resets_at: None,
+        cwd: opts.cwd.clone(),
+        how: Some(SwapHow::CarriedOver),
+        reason: Some(why),
+        new_session_id: new,
+    });
 }
 
 /// Appends the switch to events.jsonl and runs the `on_swap` hook with it on stdin.
