@@ -603,9 +603,10 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
             }
             None => "every account has hit its usage limit; waiting for one to come back · Ctrl-C quits".into(),
         };
-        let line = match tools::dead_logins(&states) {
-            Some(names) => format!("{line} · {names} (codex-hotswap login NAME)"),
-            None => line,
+        let line = match (tools::dead_logins(&states), target) {
+            (Some(names), None) => format!("no account is available ({names}: codex-hotswap login NAME); waiting · Ctrl-C quits"),
+            (Some(names), Some(_)) => format!("{line} · {names} (codex-hotswap login NAME)"),
+            (None, _) => line,
         };
         if term.stderr_tty {
             let _ = write!(std::io::stderr(), "\r\x1b[2Kcodex-hotswap: {line}");

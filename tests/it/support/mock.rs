@@ -946,6 +946,43 @@ mod tests {
     }
 
     #[test]
+    fn revoked_logins_and_foreign_threads_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = MockBackend::start(dir.path());
+        let one = mock.issue_tokens(&FakeAccount::new("one", "plus"));
+        let two = mock.issue_tokens(&FakeAccount::new("two", "plus"));
+        let send = |path: &str, tokens: &Tokens, account: &str, thread: &str| {
+            let mut req = post(path, json!({"input": [], "client_id": "x", "refresh_token": tokens.refresh_token}));
+            req.headers.insert("authorization".into(), format!("Bearer {}", tokens.access_token));
+            req.headers.insert("chatgpt-account-id".into(), account.into());
+            req.headers.insert("thread-id".into(), thread.into());
+            handle(&mock.shared, &req)
+        };
+        // a thread begun on one: two refuses it, answers its own, one goes on with it
+        mock.set_behaviour("acct-two", Behaviour::RejectForeignThreads);
+        assert_eq!(send(RESPONSES_PATH, &one, "acct-one", "t1").status, 200);
+        let refused = send(RESPONSES_PATH, &two, "acct-two", "t1");
+        assert_eq!(refused.status, 400);
+        assert_eq!(body(&refused)["error"]["code"], "invalid_encrypted_content");
+        assert!(body(&refused)["error"]["message"].as_str().unwrap().contains("could not be verified"));
+        assert_eq!(send(RESPONSES_PATH, &two, "acct-two", "t1").status, 400, "every time");
+        assert_eq!(send(RESPONSES_PATH, &two, "acct-two", "t2").status, 200);
+        assert_eq!(send(RESPONSES_PATH, &one, "acct-one", "t1").status, 200);
+        // a revoked login: turns, the account check and the refresh all refused
+        mock.set_behaviour("acct-two", Behaviour::Revoked);
+        let turn = send(RESPONSES_PATH, &two, "acct-two", "t2");
+        assert_eq!((turn.status, body(&turn)["error"]["code"].as_str()), (401, Some("token_invalidated")));
+        let mut check = post(ACCOUNTS_CHECK_PATH, json!({}));
+        check.method = "GET".into();
+        check.headers.insert("authorization".into(), format!("Bearer {}", two.access_token));
+        assert_eq!(handle(&mock.shared, &check).status, 401);
+        let refresh = send(REFRESH_PATH, &two, "acct-two", "t2");
+        assert_eq!((refresh.status, body(&refresh)["error"]["code"].as_str()), (401, Some("refresh_token_invalidated")));
+        assert_eq!(mock.current_refresh_token("acct-two").as_deref(), Some(two.refresh_token.as_str()), "not spent");
+        assert_eq!(send(REFRESH_PATH, &one, "acct-one", "t1").status, 200, "others refresh");
+    }
+
+    #[test]
     fn zstd_compressed_bodies_are_decoded() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/harness");
         let plain = std::fs::read(fixtures.join("responses-body.json")).unwrap();
