@@ -826,7 +826,7 @@ impl Runner<'_> {
         if self.trouble.is_some() || self.limit.is_some() || self.user_signal.is_some() {
             return;
         }
-        if t.kind == TroubleKind::ResumeRefused && !self.spec.stop_on_refusal {
+        if t.kind == TroubleKind::ResumeRefused && !(self.spec.stop_on_refusal && self.spec.may_switch) {
             return;
         }
         if self.spec.may_switch && self.status.is_none() && self.stop.is_none() {
