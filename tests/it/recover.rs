@@ -296,6 +296,33 @@ mod real {
     }
 
     #[test]
+    fn real_tui_login_revoked_mid_session_moves_on() {
+        let r = world(Behaviour::Answer("Hello from acc2".into()));
+        let mut cmd = hs_run(&r);
+        cmd.args(["--account", "acc2"]);
+        let tui = Tui::spawn(cmd, 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first on acc2");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // the login dies while codex runs: its next turn is refused, the refresh too; codex
+        // shows the error and stays open, hs-run stops it
+        r.mock.set_behaviour("acct-acc2", Behaviour::Revoked);
+        tui.submit("second question");
+        tui.wait_for_text("Hello from acc3", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let turns = r.mock.turns();
+        let last = turns.last().unwrap();
+        assert_eq!(last.account_id.as_deref(), Some("acct-acc3"));
+        assert_eq!(last.session_id, turns[0].session_id, "the same session");
+        assert!(last.body.contains("second question"), "the thread carries the refused prompt");
+        let log = std::fs::read_to_string(r.hs_run_log()).unwrap_or_default();
+        assert!(log.contains("trouble: DeadLogin"), "{log}");
+        let mut tui = tui;
+        quit(&mut tui);
+        let ev = events(&r.env);
+        assert_eq!((ev[0]["from"].as_str(), ev[0]["to"].as_str(), ev[0]["how"].as_str()), (Some("acc2"), Some("acc3"), Some("login_needed")));
+    }
+
+    #[test]
     fn real_tui_started_on_a_revoked_login_starts_again_on_the_next_account() {
         let r = world(Behaviour::Answer("Hello from acc2".into()));
         r.mock.set_behaviour("acct-acc1", Behaviour::Revoked);
