@@ -249,6 +249,8 @@ mod real {
     #[test]
     fn real_exec_moves_on_from_a_revoked_login() {
         let r = world(Behaviour::Revoked);
+        let vault = r.vault_auth(&FakeAccount::new("acc2", "plus"));
+        let before = std::fs::read(&vault).unwrap();
         let out = hs_run(&r).args(["--", "exec", "--skip-git-repo-check", "revoked question"]).output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
@@ -265,7 +267,7 @@ mod real {
         assert!(stderr.contains("codex-hotswap: acc2 cannot log in (Your access token could not be refreshed"), "{stderr}");
         let acc2 = r.env.run("hs-rotate", &["status", "--json"]).ok().json_lines().into_iter().find(|s| s["name"] == "acc2").unwrap();
         assert_eq!((acc2["state"].as_str(), acc2["fix"].as_str()), (Some("login_needed"), Some("codex-hotswap login acc2")));
-        assert!(r.vault_auth(&FakeAccount::new("acc2", "plus")).is_file(), "the vault is kept");
+        assert_eq!(std::fs::read(&vault).unwrap(), before, "the vault's login is kept as it was");
     }
 
     #[test]
