@@ -103,6 +103,48 @@ fn trouble_in_line(line: &str) -> Option<Trouble> {
     classify(&text, None).map(|kind| Trouble { kind, text })
 }
 
+/// What a wrapped TUI on a login codex refuses may show instead of failing (codex 0.169.0 under
+/// load, now and then): its first-run sign-in screen, "Sign in with ChatGPT to use Codex as part
+/// of your paid plan", waiting for the user. A session hs-run wraps always has a login in its
+/// vault, so that screen means the login is dead.
+pub const SIGN_IN_TEXT: &str = "codex shows its sign-in screen: the login was refused";
+
+/// Reads the start of a TUI's output on a screen model for codex's sign-in screen. Words on the
+/// screen, not bytes: a TUI redraws only what changed, so the sentence may come in pieces.
+pub struct SignInScreen {
+    parser: Option<vt100::Parser>,
+    read: usize,
+}
+
+/// The sign-in screen shows before anything else; later output is not looked at.
+const SIGN_IN_WATCH: usize = 512 * 1024;
+
+impl SignInScreen {
+    pub fn new(rows: u16, cols: u16) -> SignInScreen {
+        SignInScreen { parser: Some(vt100::Parser::new(rows.max(2), cols.max(10), 0)), read: 0 }
+    }
+
+    /// No more watching (a turn started: codex accepted the login).
+    pub fn stop(&mut self) {
+        self.parser = None;
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<Trouble> {
+        let parser = self.parser.as_mut()?;
+        parser.process(bytes);
+        self.read += bytes.len();
+        let shown: String = parser.screen().contents().split_whitespace().collect();
+        if shown.contains("SigninwithChatGPTtouseCodexaspartofyourpaid") {
+            self.parser = None;
+            return Some(Trouble { kind: TroubleKind::DeadLogin, text: SIGN_IN_TEXT.into() });
+        }
+        if self.read > SIGN_IN_WATCH {
+            self.parser = None;
+        }
+        None
+    }
+}
+
 /// codex's words for a notice: one line, at most 160 bytes.
 pub fn short(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -144,6 +186,40 @@ mod tests {
         }
         assert_eq!(classify("You’ve hit your usage limit.", Some("usage_limit_exceeded")), None);
         assert_eq!(classify("stream disconnected before completion", None), None);
+    }
+
+    #[test]
+    fn the_sign_in_screen_is_read_as_drawn() {
+        // the words with cursor moves between them (cells left as they were), over two reads
+        let frame = "\x1b[?2026h\x1b[2J\x1b[1;3HWelcome to Codex\x1b[3;3HSign\x1b[3;8Hin with ChatGPT to use \x1b[1mCodex\x1b[0m as part of your paid plan\x1b[?2026l";
+        let (a, b) = frame.split_at(40);
+        let mut s = SignInScreen::new(30, 100);
+        assert_eq!(s.feed(a.as_bytes()), None);
+        assert_eq!(s.feed(b.as_bytes()).map(|t| t.kind), Some(TroubleKind::DeadLogin));
+        // wrapped on a narrow terminal too
+        let mut narrow = SignInScreen::new(10, 24);
+        assert!(narrow.feed(b"Sign in with ChatGPT to use Codex as part of your paid ChatGPT plan").is_some());
+        // after a turn began, or far into the output, nothing is read
+        let mut later = SignInScreen::new(30, 100);
+        later.stop();
+        assert_eq!(later.feed(frame.as_bytes()), None);
+        let mut long = SignInScreen::new(30, 100);
+        assert_eq!(long.feed(&vec![b'x'; SIGN_IN_WATCH + 1]), None);
+        assert_eq!(long.feed(frame.as_bytes()), None);
+        // the composer is no sign-in screen
+        assert_eq!(SignInScreen::new(30, 100).feed("› Ask Codex to do anything".as_bytes()), None);
+    }
+
+    #[test]
+    fn the_real_sign_in_screen_counts_and_a_real_answer_does_not() {
+        let signed_out: &[u8] = include_bytes!("../../../tests/fixtures/recover/tui-sign-in-30x100.bin");
+        let answer: &[u8] = include_bytes!("../../../tests/fixtures/detect/real/tui-answer-quotes-limit-30x100.bin");
+        let found = |bytes: &[u8]| {
+            let mut s = SignInScreen::new(30, 100);
+            bytes.chunks(64).find_map(|c| s.feed(c)).map(|t| t.kind)
+        };
+        assert_eq!(found(signed_out), Some(TroubleKind::DeadLogin));
+        assert_eq!(found(answer), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One codex run: start it (under a pseudo-terminal, or on plain pipes), copy its output to the
 //! user unchanged and to the detectors, follow its rollout, and stop it when a limit is seen.
 
-use super::recover::{ErrorLines, Trouble, TroubleKind};
+use super::recover::{ErrorLines, SignInScreen, Trouble, TroubleKind};
 use super::rollout_watch::{self, RolloutTail};
 use super::tools::{self, Tools};
 use super::Term;
@@ -439,6 +439,8 @@ struct Runner<'a> {
     trouble: Option<Trouble>,
     /// codex's own error lines (stderr, or the terminal after a TUI's failed start).
     error_lines: ErrorLines,
+    /// The TUI's first output, for codex's sign-in screen (a login it refused).
+    sign_in: Option<SignInScreen>,
 }
 
 /// Where [`RunSpec::resend`] is.
@@ -539,6 +541,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         resend: if spec.resend.is_some() && spec.pty { Resend::Waiting } else { Resend::Done },
         trouble: None,
         error_lines: ErrorLines::default(),
+        sign_in: size.filter(|_| spec.pty).map(|w| SignInScreen::new(w.ws_row, w.ws_col)),
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -696,6 +699,9 @@ impl Runner<'_> {
         }
         if self.printed_id.is_none() {
             self.printed_id = self.ids.scan(stream, bytes);
+        }
+        if let Some(t) = self.sign_in.as_mut().and_then(|s| s.feed(bytes)) {
+            self.on_trouble(t);
         }
         if stream != Stream::Stdout {
             // (on the TUI's screen only codex's failed start, which names its JSON-RPC error
@@ -929,6 +935,9 @@ impl Runner<'_> {
         }
         for t in troubles {
             self.on_trouble(t);
+        }
+        if self.sign_in.is_some() && [&self.rollout, &self.known].into_iter().flatten().any(|t| t.turn_started()) {
+            self.sign_in = None;
         }
     }
 
