@@ -28,6 +28,8 @@
 //! - `FAKE_CODEX_DEAD_LOGIN`: every turn fails with "Your access token could not be refreshed
 //!   because your refresh token was revoked…" (`task_complete` error `unauthorized`; the TUI shows
 //!   it and stays open; exec prints `ERROR: …` and exits 1)
+//! - `FAKE_CODEX_SIGN_IN`: the TUI draws codex's first-run sign-in screen (word by word, as
+//!   codex does) and waits, no session begun (codex 0.169.0 does so now and then on a revoked login)
 //! - `FAKE_CODEX_REFUSE_FOREIGN`: resuming a session another account began fails: its turn with
 //!   the backend's 400 `invalid_encrypted_content` body (as the dead login does), or, with
 //!   `FAKE_CODEX_ACCOUNT_CHECK=1`, at once: `Error: thread/resume failed: This thread was created
@@ -291,16 +293,14 @@ fn out(s: &str) {
 fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let resume = (sub == ["resume"]).then(|| rest.first().cloned()).flatten();
     account_check(args, resume.as_deref());
+    if account_listed("FAKE_CODEX_SIGN_IN") {
+        sign_in_screen(args);
+    }
     let failure = turn_failure(foreign(resume.as_deref()));
     let mut rollout = Rollout::open(resume.as_deref(), "codex-tui");
     let n = record(args, true, Some(&rollout.id), "");
     let stdin = std::io::stdin();
-    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut raw = t.clone();
-        nix::sys::termios::cfmakeraw(&mut raw);
-        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
-    }
+    let saved = raw_mode();
     let winch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(libc::SIGWINCH, winch.clone()).unwrap();
     out("\x1b[?1049h\x1b[?2004h\x1b[?25l\x1b[2J\x1b[1;1H");
@@ -423,6 +423,48 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
         }
     }
     finish(&rollout.id, saved.as_ref(), code);
+}
+
+/// The terminal in raw mode, as codex sets it; returns the settings to restore.
+fn raw_mode() -> Option<nix::sys::termios::Termios> {
+    let stdin = std::io::stdin();
+    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
+    }
+    saved
+}
+
+/// codex's sign-in screen, each word placed with a cursor move; Ctrl-C twice (or `q`) quits.
+fn sign_in_screen(args: &[String]) -> ! {
+    record(args, true, None, "");
+    let stdin = std::io::stdin();
+    let saved = raw_mode();
+    out("\x1b[?1049h\x1b[2J");
+    let mut col = 3;
+    for w in "Sign in with ChatGPT to use Codex as part of your paid plan".split(' ') {
+        out(&format!("\x1b[3;{col}H{w}"));
+        col += w.len() + 1;
+    }
+    out("\x1b[6;1H> 1. Sign in with ChatGPT");
+    let mut ctrl_c = 0;
+    let mut buf = [0u8; 64];
+    loop {
+        let n = match stdin.lock().read(&mut buf) {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n,
+        };
+        ctrl_c += buf[..n].iter().filter(|&&b| b == 0x03).count();
+        if n == 0 || ctrl_c >= 2 || buf[..n].contains(&b'q') {
+            out("\x1b[?1049l");
+            if let Some(t) = &saved {
+                let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, t);
+            }
+            std::process::exit(0);
+        }
+    }
 }
 
 /// Quitting like codex 0.169.0: "Shutting down..." in the composer, `FAKE_CODEX_SHUTDOWN_MS` of

@@ -147,6 +147,28 @@ fn tui_dead_login_moves_on_to_the_next_account() {
     assert_eq!(state_of(&t, "acc2")["state"], "login_needed");
 }
 
+#[test]
+fn tui_sign_in_screen_on_the_first_account_starts_again_on_the_next() {
+    let (t, log) = env(2);
+    let mut cmd = t.cmd("hs-run");
+    cmd.args(["-m", "o3"]).env("FAKE_CODEX_SIGN_IN", "acct-acc1");
+    let mut tui = Tui::spawn(cmd, 24, 100);
+    tui.wait_until(|_| runs(&log).len() == 2, T).unwrap_or_else(|e| panic!("{e}"));
+    tui.wait_for_text("› ready", T).unwrap();
+    tui.send(b"q");
+    assert_eq!(tui.wait_exit(T).and_then(|s| s.code()), Some(0), "{}", tui.screen());
+    let runs = runs(&log);
+    // the same command line again, on acc2: there was no session to resume
+    assert_eq!(args(&runs[0]), ["--no-daemon", "-m", "o3"]);
+    assert_eq!(args(&runs[1]), args(&runs[0]));
+    assert_eq!(runs[1]["account_id"], "acct-acc2");
+    let acc1 = state_of(&t, "acc1");
+    assert_eq!((acc1["state"].as_str(), acc1["reason"].as_str()), (Some("login_needed"), Some(shared::run::recover::SIGN_IN_TEXT)));
+    let raw = String::from_utf8_lossy(&tui.raw()).into_owned();
+    assert!(raw.contains("codex-hotswap: acc1 cannot log in (codex shows its sign-in screen"), "{raw}");
+    assert!(raw.contains("starting codex again on acc2"), "{raw}");
+}
+
 /// acc1 at its limit, acc2 refusing acc1's thread (`check`: codex's account check refuses it
 /// before any turn). Returns the fake's runs and hs-run's stderr.
 fn carried_exec(check: bool) -> (TestEnv, Vec<Value>, String, String) {
