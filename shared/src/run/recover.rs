@@ -114,6 +114,9 @@ pub const SIGN_IN_TEXT: &str = "codex shows its sign-in screen: the login was re
 pub struct SignInScreen {
     parser: Option<vt100::Parser>,
     read: usize,
+    /// "ChatGPT" came by: the screen is worth reading from now on (reading it costs; codex
+    /// writes each word whole).
+    hint: bool,
 }
 
 /// The sign-in screen shows before anything else; later output is not looked at.
@@ -121,7 +124,7 @@ const SIGN_IN_WATCH: usize = 512 * 1024;
 
 impl SignInScreen {
     pub fn new(rows: u16, cols: u16) -> SignInScreen {
-        SignInScreen { parser: Some(vt100::Parser::new(rows.max(2), cols.max(10), 0)), read: 0 }
+        SignInScreen { parser: Some(vt100::Parser::new(rows.max(2), cols.max(10), 0)), read: 0, hint: false }
     }
 
     /// No more watching (a turn started: codex accepted the login).
@@ -133,7 +136,8 @@ impl SignInScreen {
         let parser = self.parser.as_mut()?;
         parser.process(bytes);
         self.read += bytes.len();
-        let shown: String = parser.screen().contents().split_whitespace().collect();
+        self.hint |= bytes.windows(7).any(|w| w == b"ChatGPT");
+        let shown: String = if self.hint { parser.screen().contents().split_whitespace().collect() } else { String::new() };
         if shown.contains("SigninwithChatGPTtouseCodexaspartofyourpaid") {
             self.parser = None;
             return Some(Trouble { kind: TroubleKind::DeadLogin, text: SIGN_IN_TEXT.into() });
