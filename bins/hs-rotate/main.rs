@@ -111,12 +111,15 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
         }
         Cmd::Use { name } => {
             reg.find(&name)?;
-            let until = State::update(paths, |s| {
+            let (until, dead) = State::update(paths, |s| {
                 s.current = Some(name.clone());
-                Ok(s.exhausted_until(&name, now))
+                Ok((s.exhausted_until(&name, now), s.login_needed(&name).is_some()))
             })?;
             if let Some(u) = until {
                 eprintln!("hs-rotate: note: {name} is exhausted until {} (in {})", local_short(u, now), human(u - now));
+            }
+            if dead {
+                eprintln!("hs-rotate: note: {name} needs a new login ({})", rotate::login_fix(&name));
             }
             cli::print_text(&format!("{name}\n"))?;
             Ok(EXIT_OK)

@@ -98,6 +98,8 @@ fn login_needed_by_hand_and_cleared() {
     assert_eq!(out, "acc1 needs a new login: codex-hotswap login acc1\n");
     assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc2\n");
     t.run("hs-rotate", &["login-needed", "nope"]).code(2);
+    let used = t.run("hs-rotate", &["use", "acc1"]).ok();
+    assert_eq!(used.stderr, "hs-rotate: note: acc1 needs a new login (codex-hotswap login acc1)\n");
     assert_eq!(t.run("hs-rotate", &["login-needed", "acc1", "--clear"]).ok().stdout, "acc1 is available again\n");
     assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
 }
