@@ -26,10 +26,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Every account: current or not, available or exhausted (until when, why), last usage seen.
+    /// Every account: current or not, available, exhausted (until when, why) or login_needed
+    /// (why, and the fix), last usage seen.
     Status {
         /// One JSON object per line: name, current, state, until, reason, kind, and when recorded
-        /// primary_used_percent, secondary_used_percent, resets_at, secondary_resets_at, seen_at.
+        /// primary_used_percent, secondary_used_percent, resets_at, secondary_resets_at, seen_at;
+        /// for state login_needed also fix and since.
         #[arg(long)]
         json: bool,
     },
@@ -72,8 +74,19 @@ enum Cmd {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Clear the exhaustion of NAME, or of every account.
+    /// Clear the exhaustion of NAME, or of every account (a dead login stays: see login-needed).
     Reset { name: Option<String> },
+    /// Mark NAME's login dead (its tokens were revoked or spent): `pick` and `next` skip it until
+    /// it is logged in again (`hs-vault login NAME` clears the mark; so does `--clear`).
+    LoginNeeded {
+        name: String,
+        /// What codex said.
+        #[arg(long, default_value = "the login was refused")]
+        reason: String,
+        /// NAME has a new login: clear the mark.
+        #[arg(long, conflicts_with = "reason")]
+        clear: bool,
+    },
 }
 
 fn main() {
@@ -98,12 +111,15 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
         }
         Cmd::Use { name } => {
             reg.find(&name)?;
-            let until = State::update(paths, |s| {
+            let (until, dead) = State::update(paths, |s| {
                 s.current = Some(name.clone());
-                Ok(s.exhausted_until(&name, now))
+                Ok((s.exhausted_until(&name, now), s.login_needed(&name).is_some()))
             })?;
             if let Some(u) = until {
                 eprintln!("hs-rotate: note: {name} is exhausted until {} (in {})", local_short(u, now), human(u - now));
+            }
+            if dead {
+                eprintln!("hs-rotate: note: {name} needs a new login ({})", rotate::login_fix(&name));
             }
             cli::print_text(&format!("{name}\n"))?;
             Ok(EXIT_OK)
@@ -125,6 +141,22 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
         }
         Cmd::Exhaust { name, until, for_, reason, event } => exhaust(paths, &reg, &config, name, until, for_, reason, event, now),
         Cmd::Record { event, account } => record(paths, &reg, &event, account),
+        Cmd::LoginNeeded { name, reason, clear } => {
+            reg.find(&name)?;
+            let was = State::update(paths, |s| {
+                if clear {
+                    return Ok(s.clear_login_needed(&name));
+                }
+                s.mark_login_needed(&name, reason.clone(), now);
+                Ok(true)
+            })?;
+            cli::print_text(&match (clear, was) {
+                (false, _) => format!("{name} needs a new login: {}\n", rotate::login_fix(&name)),
+                (true, true) => format!("{name} is available again\n"),
+                (true, false) => format!("{name} was not marked\n"),
+            })?;
+            Ok(EXIT_OK)
+        }
         Cmd::Reset { name } => {
             if let Some(n) = &name {
                 reg.find(n)?;
@@ -200,7 +232,10 @@ fn status(paths: &Paths, reg: &Registry, json: bool, now: DateTime<Utc>) -> Resu
             e.until.map_or("-".into(), |t| format!("{} (in {})", local_short(t, now), human(t - now))),
             pct(u.and_then(|u| u.primary_used_percent)),
             pct(u.and_then(|u| u.secondary_used_percent)),
-            e.reason.clone().unwrap_or_default(),
+            match &e.fix {
+                Some(fix) => format!("{} (fix: {fix})", e.reason.clone().unwrap_or_default()),
+                None => e.reason.clone().unwrap_or_default(),
+            },
         ]);
     }
     cli::print_text(&cli::table(&rows))?;

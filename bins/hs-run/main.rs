@@ -21,11 +21,17 @@ use std::path::PathBuf;
 /// is not run again). A notice says so; each switch is appended to $XDG_STATE_HOME/codex-hotswap/events.jsonl
 /// and given to the "on_swap" hook of config.json on stdin.
 ///
+/// When the next account's login is dead (codex: "Please log out and sign in again"), it is
+/// marked login_needed (fix: codex-hotswap login NAME) and the session moves on to the one after.
+/// When the next account refuses to resume the thread (invalid_encrypted_content, or codex's
+/// "created with a different ChatGPT account"), a new session there gets the conversation so far
+/// as text (at most 64 KiB) as its first prompt.
+///
 /// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
 /// else (`--version`, `--help`, `login`, `mcp`, …) runs the real codex untouched.
 ///
 /// Exit status: codex's own (128+signal when a signal ended it); 2 when hs-run cannot start
-/// (codex or a sibling tool missing); 75 when every account is exhausted and
+/// (codex or a sibling tool missing); 75 when every account is exhausted (or needs a login) and
 /// `--on-exhausted exit` is set; 130 when the wait for an account is stopped with Ctrl-C.
 ///
 /// The real codex: `--codex`, else $CODEX_HOTSWAP_REAL_CODEX, else "real_codex" in config.json,

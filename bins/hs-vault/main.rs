@@ -317,9 +317,11 @@ fn login(paths: &Paths, name: &str, device: bool, api_key: bool, relogin: bool, 
     names::check(name)?;
     let config = Config::load(paths)?;
     let codex = codex::find_real(&codex::Lookup { explicit: codex_arg.map(Path::to_path_buf), ..codex::Lookup::from_env(&config) })?;
+    // A login the rotation marked dead looks fine in its file: log in again anyway.
+    let dead = shared::rotate::State::load(paths)?.login_needed(name).is_some();
     if let Some(acc) = Registry::load(paths)?.get(name) {
         let info = auth::inspect(&acc.auth_file())?;
-        if info.logged_in && !relogin {
+        if info.logged_in && !relogin && !dead {
             let who = info.email.clone().unwrap_or_else(|| info.kind.as_str().to_string());
             cli::print_text(&format!("{name} is already logged in ({who}); use --relogin to log in again\n"))?;
             return Ok(EXIT_OK);
@@ -346,7 +348,13 @@ fn login(paths: &Paths, name: &str, device: bool, api_key: bool, relogin: bool, 
     }
     let who = info.email.unwrap_or_else(|| info.kind.as_str().to_string());
     cli::print_text(&format!("{name} logged in ({who})\n"))?;
+    login_is_new(paths, name)?;
     Ok(EXIT_OK)
+}
+
+/// NAME has a new login: the rotation's dead-login mark goes.
+fn login_is_new(paths: &Paths, name: &str) -> Result<()> {
+    shared::rotate::State::update(paths, |s| Ok(s.clear_login_needed(name))).map(drop)
 }
 
 #[derive(serde::Serialize)]
@@ -452,6 +460,7 @@ fn import(paths: &Paths, name: &str, from: Option<PathBuf>, vault: Option<PathBu
     std::os::unix::fs::symlink(&dst, &src).with_context(|| {
         format!("moved the login to {} but cannot link {} to it", dst.display(), src.display())
     })?;
+    login_is_new(paths, name)?;
     let who = info.email.unwrap_or_else(|| info.kind.as_str().to_string());
     cli::print_text(&format!(
         "imported {} ({who}) into {name}: {} now links to {}\n",

@@ -140,6 +140,27 @@ pub struct SwapEvent {
     pub kind: LimitKind,
     pub resets_at: Option<DateTime<Utc>>,
     pub cwd: PathBuf,
+    /// How the session went on; absent: resumed after a limit of `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<SwapHow>,
+    /// What codex said (a dead login, a refused thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `carried_over`: the new session that holds `session_id`'s conversation as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_session_id: Option<String>,
+}
+
+/// A switch other than the resume after a limit.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SwapHow {
+    /// `from`'s login was dead; the session was resumed on `to`.
+    LoginNeeded,
+    /// `to` refused to continue the thread; a new session on `to` got the conversation as text.
+    CarriedOver,
+    #[serde(other)]
+    Other,
 }
 
 /// Parses one line: `None` for lines that are not a JSON object (codex output, blank lines).

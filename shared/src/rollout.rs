@@ -128,6 +128,17 @@ pub struct Follower {
     full_until: Option<DateTime<Utc>>,
     /// The time of the last `task_started` read: a turn began.
     turn_started: Option<DateTime<Utc>>,
+    /// Errors read that are no limit (see [`Follower::take_errors`]).
+    errors: Vec<TurnError>,
+}
+
+/// An error codex recorded for a turn that is not a limit (a refused login, a refused request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnError {
+    pub message: String,
+    /// `codex_error_info` when it is a string (`"unauthorized"`, `"other"`).
+    pub info: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl Follower {
@@ -158,7 +169,13 @@ impl Follower {
             reported_in_turn: Vec::new(),
             full_until: None,
             turn_started: None,
+            errors: Vec::new(),
         })
+    }
+
+    /// The errors read since the last call that are no limit (at most the last 16).
+    pub fn take_errors(&mut self) -> Vec<TurnError> {
+        std::mem::take(&mut self.errors)
     }
 
     /// When the last turn read began (its `task_started` record).
@@ -252,7 +269,14 @@ impl Follower {
     fn limit(&mut self, err: &Value, at: DateTime<Utc>) -> Option<Event> {
         let message = err.get("message")?.as_str()?;
         let info = err.get("codex_error_info");
-        let kind = texts::classify(message).or_else(|| info.and_then(info_kind))?;
+        let Some(kind) = texts::classify(message).or_else(|| info.and_then(info_kind)) else {
+            if self.errors.len() >= 16 {
+                self.errors.remove(0);
+            }
+            let info = info.and_then(Value::as_str).map(str::to_string);
+            self.errors.push(TurnError { message: message.to_string(), info, at });
+            return None;
+        };
         if self.reported_in_turn.iter().any(|m| m == message) {
             return None;
         }
@@ -373,5 +397,22 @@ mod tests {
         append(&path, &format!("{err}\n"));
         assert_eq!(f.poll().unwrap().len(), 1);
         assert_eq!(limit_texts(&path).unwrap(), ["Quota exceeded. Check your plan and billing details."], "one turn");
+        assert!(f.take_errors().is_empty(), "a limit is no other error");
+    }
+
+    #[test]
+    fn other_turn_errors_are_kept_apart_from_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let err = r#"{"timestamp":"2026-11-24T18:05:00Z","type":"event_msg","payload":{"type":"task_complete","error":{"message":"Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.","codex_error_info":"unauthorized"}}}"#;
+        append(&path, &format!("{META}\n{err}\n"));
+        let mut f = Follower::open(&path, FollowOptions::default()).unwrap();
+        assert!(f.poll().unwrap().is_empty(), "no event");
+        let errs = f.take_errors();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].info.as_deref(), Some("unauthorized"));
+        assert!(errs[0].message.starts_with("Your access token could not be refreshed"));
+        assert_eq!(errs[0].at, "2026-11-24T18:05:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert!(f.take_errors().is_empty());
     }
 }

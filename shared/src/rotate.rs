@@ -7,6 +7,11 @@
 //!  "accounts": {"acc1": {"exhausted_until": "2026-11-24T20:13:00Z", "reason": "…", "kind": "usage_limit"}}}
 //! ```
 //! An exhaustion ends by itself at `exhausted_until`; nobody has to reset it.
+//!
+//! A dead login (tokens revoked or spent: codex said "Please log out and sign in again") is
+//! `"login_needed": {"since": …, "reason": …}`. It does not end by itself, and `reset` leaves it:
+//! only a new login helps (`hs-vault login NAME` clears it; `hs-rotate login-needed NAME --clear`
+//! after a login made some other way). `pick` and `next` skip such an account.
 
 use crate::config::{Config, Policy};
 use crate::events::{LimitKind, RateLimitsEvent};
@@ -42,6 +47,17 @@ pub struct AccountState {
     pub kind: Option<LimitKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_needed: Option<LoginNeeded>,
+}
+
+/// The account's login is dead: codex could not use or refresh its tokens.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoginNeeded {
+    pub since: DateTime<Utc>,
+    /// What codex said.
+    pub reason: String,
 }
 
 /// The last usage telemetry seen for an account.
@@ -77,7 +93,24 @@ impl State {
     }
 
     pub fn is_available(&self, name: &str, now: DateTime<Utc>) -> bool {
-        self.exhausted_until(name, now).is_none()
+        self.exhausted_until(name, now).is_none() && self.login_needed(name).is_none()
+    }
+
+    /// Why `name` needs a new login, if it does.
+    pub fn login_needed(&self, name: &str) -> Option<&LoginNeeded> {
+        self.accounts.get(name).and_then(|a| a.login_needed.as_ref())
+    }
+
+    /// Marks the login of `name` dead (kept until [`State::clear_login_needed`]).
+    pub fn mark_login_needed(&mut self, name: &str, reason: String, now: DateTime<Utc>) {
+        self.accounts.entry(name.to_string()).or_default().login_needed = Some(LoginNeeded { since: now, reason });
+    }
+
+    /// `name` has a new login. True when it was marked.
+    pub fn clear_login_needed(&mut self, name: &str) -> bool {
+        let was = self.accounts.get_mut(name).and_then(|a| a.login_needed.take()).is_some();
+        self.accounts.retain(|_, a| *a != AccountState::default());
+        was
     }
 
     /// The current account: the recorded one if still registered, else the first registered.
@@ -98,7 +131,7 @@ impl State {
         a.reason = reason;
     }
 
-    /// Clears the exhaustion of `name`.
+    /// Clears the exhaustion of `name` (not a dead login: see the module notes).
     pub fn reset(&mut self, name: &str) {
         if let Some(a) = self.accounts.get_mut(name) {
             a.exhausted_until = None;
@@ -197,6 +230,17 @@ pub struct StatusEntry {
     pub kind: Option<LimitKind>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// For `login_needed`: the command that fixes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// For `login_needed`: since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The command that gives `name` a new login.
+pub fn login_fix(name: &str) -> String {
+    format!("codex-hotswap login {name}")
 }
 
 pub fn status(reg: &Registry, state: &State, now: DateTime<Utc>) -> Vec<StatusEntry> {
@@ -206,14 +250,21 @@ pub fn status(reg: &Registry, state: &State, now: DateTime<Utc>) -> Vec<StatusEn
         .map(|a| {
             let s = state.accounts.get(&a.name);
             let until = state.exhausted_until(&a.name, now);
+            let dead = state.login_needed(&a.name);
             StatusEntry {
                 name: a.name.clone(),
                 current: Some(a.name.as_str()) == current,
-                state: if until.is_some() { "exhausted" } else { "available" },
+                state: match (dead, until) {
+                    (Some(_), _) => "login_needed",
+                    (None, Some(_)) => "exhausted",
+                    (None, None) => "available",
+                },
                 until,
-                reason: until.and(s.and_then(|s| s.reason.clone())),
+                reason: dead.map(|d| d.reason.clone()).or_else(|| until.and(s.and_then(|s| s.reason.clone()))),
                 kind: until.and(s.and_then(|s| s.kind)),
                 usage: s.and_then(|s| s.usage.clone()),
+                fix: dead.map(|_| login_fix(&a.name)),
+                since: dead.map(|d| d.since),
             }
         })
         .collect()
@@ -298,5 +349,33 @@ mod tests {
         assert_eq!(st[1].reason.as_deref(), Some("x"));
         s.expire(t("2026-11-24T19:00:01Z"));
         assert!(s.accounts.is_empty());
+    }
+
+    #[test]
+    fn a_dead_login_is_skipped_until_cleared_and_reset_leaves_it() {
+        let r = reg(&["a", "b", "c"]);
+        let mut s = State::empty();
+        s.mark_login_needed("b", "refresh token was revoked".into(), t(NOW));
+        assert_eq!(next(&r, &s, Policy::Order, t(NOW)), Choice::Account("c".into()));
+        s.current = Some("b".into());
+        assert_eq!(pick(&r, &s, Policy::Order, t(NOW)), Choice::Account("c".into()));
+        // it never comes back by itself: the first back is an exhausted one
+        s.exhaust("a", t("2026-11-24T19:00:00Z"), None, None, t(NOW));
+        s.exhaust("c", t("2026-11-24T20:00:00Z"), None, None, t(NOW));
+        assert_eq!(next(&r, &s, Policy::Order, t(NOW)), Choice::NoneUntil(Some(("a".into(), t("2026-11-24T19:00:00Z")))));
+        assert_eq!(next(&r, &s, Policy::Order, t("2026-11-25T00:00:00Z")), Choice::Account("c".into()));
+        s.reset("b");
+        s.expire(t("2026-11-25T00:00:00Z"));
+        let st = status(&r, &s, t(NOW));
+        assert_eq!(st[1].state, "login_needed");
+        assert_eq!(st[1].fix.as_deref(), Some("codex-hotswap login b"));
+        assert_eq!(st[1].reason.as_deref(), Some("refresh token was revoked"));
+        assert_eq!(st[0].fix, None);
+        let json = serde_json::to_value(&st[1]).unwrap();
+        assert_eq!((json["state"].as_str(), json["since"].as_str()), (Some("login_needed"), Some("2026-11-24T18:00:00Z")));
+        assert!(serde_json::to_value(&st[2]).unwrap().get("fix").is_none(), "no fix field on other accounts");
+        assert!(s.clear_login_needed("b"));
+        assert!(!s.clear_login_needed("b"));
+        assert!(s.is_available("b", t(NOW)));
     }
 }

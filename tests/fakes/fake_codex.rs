@@ -24,6 +24,17 @@
 //! - `FAKE_CODEX_FLOOD_KB`: the TUI prints this many KiB of text lines just before its limit banner
 //! - `FAKE_CODEX_NO_DAEMON_FLAG=0`: `--help` does not list `--no-daemon`
 //! - `FAKE_CODEX_VERSION`: the version `--version` names (default 0.169.0)
+//!
+//! Per account (account ids, comma-separated), like the real codex 0.169.0 against the mock:
+//! - `FAKE_CODEX_DEAD_LOGIN`: every turn fails with "Your access token could not be refreshed
+//!   because your refresh token was revoked…" (`task_complete` error `unauthorized`; the TUI shows
+//!   it and stays open; exec prints `ERROR: …` and exits 1)
+//! - `FAKE_CODEX_SIGN_IN`: the TUI draws codex's first-run sign-in screen (word by word, as
+//!   codex does) and waits, no session begun (codex 0.169.0 does so now and then on a revoked login)
+//! - `FAKE_CODEX_REFUSE_FOREIGN`: resuming a session another account began fails: its turn with
+//!   the backend's 400 `invalid_encrypted_content` body (as the dead login does), or, with
+//!   `FAKE_CODEX_ACCOUNT_CHECK=1`, at once: `Error: thread/resume failed: This thread was created
+//!   with a different ChatGPT account…` and exit 1, nothing written
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -116,6 +127,46 @@ fn record(args: &[String], model: bool, session: Option<&str>, stdin: &str) -> u
     n
 }
 
+fn current_account() -> Option<String> {
+    std::env::var_os("CODEX_HOME").and_then(|h| account_id(Path::new(&h)))
+}
+
+fn account_listed(var: &str) -> bool {
+    let me = current_account().unwrap_or_default();
+    env(var).is_some_and(|v| v.split(',').any(|a| a.trim() == me))
+}
+
+const DEAD_LOGIN_TEXT: &str = "Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.";
+const REFUSED_TEXT: &str = r#"{"error":{"code":"invalid_encrypted_content","message":"The encrypted content gAAAAABpFake…5Q== could not be verified. Reason: Encrypted content could not be decrypted or parsed.","param":null,"type":"invalid_request_error"}}"#;
+
+/// How a turn of this session fails, if it does: (message, codex_error_info).
+fn turn_failure(resumed_foreign: bool) -> Option<(&'static str, &'static str)> {
+    if account_listed("FAKE_CODEX_DEAD_LOGIN") {
+        Some((DEAD_LOGIN_TEXT, "unauthorized"))
+    } else if resumed_foreign && account_listed("FAKE_CODEX_REFUSE_FOREIGN") {
+        Some((REFUSED_TEXT, "other"))
+    } else {
+        None
+    }
+}
+
+/// Resuming session `id`: began by another account (its `session_meta` says which)?
+fn foreign(id: Option<&str>) -> bool {
+    let Some(path) = id.and_then(Rollout::find) else { return false };
+    let first = std::fs::read_to_string(path).unwrap_or_default().lines().next().unwrap_or("").to_string();
+    let creator = serde_json::from_str::<serde_json::Value>(&first).ok().and_then(|v| v["payload"]["creator_account_id"].as_str().map(String::from));
+    creator.is_some() && creator != current_account()
+}
+
+/// `--enable cli_resume_account_check` refusing another account's thread, before anything runs.
+fn account_check(args: &[String], id: Option<&str>) {
+    if foreign(id) && account_listed("FAKE_CODEX_REFUSE_FOREIGN") && env("FAKE_CODEX_ACCOUNT_CHECK").as_deref() == Some("1") {
+        record(args, true, id, "");
+        eprintln!("Error: thread/resume: thread/resume failed: This thread was created with a different ChatGPT account or workspace. Sign in with the original account to resume it. (code -32600)");
+        std::process::exit(1);
+    }
+}
+
 fn account_id(home: &Path) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("auth.json")).ok()?).ok()?;
     v["tokens"]["account_id"].as_str().map(String::from)
@@ -190,8 +241,14 @@ impl Rollout {
         let file = std::fs::File::create(&path).unwrap();
         let mut r = Rollout { file, id: id.clone(), old_limits: Vec::new() };
         let cwd = std::env::current_dir().unwrap();
-        r.line(serde_json::json!({"type":"session_meta","payload":{"id":id,"session_id":id,"timestamp":now_rfc3339(),"cwd":cwd,"originator":originator,"cli_version":"0.169.0"}}));
+        let creator = current_account();
+        r.line(serde_json::json!({"type":"session_meta","payload":{"id":id,"session_id":id,"timestamp":now_rfc3339(),"cwd":cwd,"originator":originator,"cli_version":"0.169.0","creator_account_id":creator}}));
         r
+    }
+
+    /// A turn that fails with `text` (a dead login, a refused thread).
+    fn failed_turn(&mut self, text: &str, info: &str) {
+        self.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_complete","last_agent_message":null,"error":{"message":text,"codex_error_info":info}}}));
     }
 
     fn line(&mut self, mut v: serde_json::Value) {
@@ -236,15 +293,15 @@ fn out(s: &str) {
 
 fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let resume = (sub == ["resume"]).then(|| rest.first().cloned()).flatten();
+    account_check(args, resume.as_deref());
+    if account_listed("FAKE_CODEX_SIGN_IN") {
+        sign_in_screen(args);
+    }
+    let failure = turn_failure(foreign(resume.as_deref()));
     let mut rollout = Rollout::open(resume.as_deref(), "codex-tui");
     let n = record(args, true, Some(&rollout.id), "");
     let stdin = std::io::stdin();
-    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut raw = t.clone();
-        nix::sys::termios::cfmakeraw(&mut raw);
-        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
-    }
+    let saved = raw_mode();
     let winch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(libc::SIGWINCH, winch.clone()).unwrap();
     out("\x1b[?1049h\x1b[?2004h\x1b[?25l\x1b[2J\x1b[1;1H");
@@ -278,12 +335,21 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let turn = |rollout: &mut Rollout, text: &str| {
         rollout.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_started"}}));
         rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":text}]}}));
-        out(&format!("\x1b[{};1H› {text}\x1b[K", prompt_row + 2));
+        out(&format!("\x1b[{};1H› {}\x1b[K", prompt_row + 2, text.lines().next().unwrap_or("")));
+        if let Some((err, info)) = failure {
+            rollout.failed_turn(err, info);
+            out(&format!("\x1b[{};1H\x1b[31m■\x1b[0m {err}\x1b[K", prompt_row + 4));
+        } else {
+            rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":format!("fake answer to: {text}")}]}}));
+        }
     };
     if let Some(p) = resume.as_ref().and(rest.get(1)) {
         if !selected("FAKE_CODEX_DROP_RESUME_PROMPT", n) {
             turn(&mut rollout, p);
         }
+    } else if let (None, Some(p)) = (&resume, rest.first().filter(|_| sub.is_empty())) {
+        // a new session's prompt (`codex PROMPT`) is its first turn
+        turn(&mut rollout, p);
     }
     let mut buf = [0u8; 256];
     loop {
@@ -360,6 +426,48 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     finish(&rollout.id, saved.as_ref(), code);
 }
 
+/// The terminal in raw mode, as codex sets it; returns the settings to restore.
+fn raw_mode() -> Option<nix::sys::termios::Termios> {
+    let stdin = std::io::stdin();
+    let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
+    }
+    saved
+}
+
+/// codex's sign-in screen, each word placed with a cursor move; Ctrl-C twice (or `q`) quits.
+fn sign_in_screen(args: &[String]) -> ! {
+    record(args, true, None, "");
+    let stdin = std::io::stdin();
+    let saved = raw_mode();
+    out("\x1b[?1049h\x1b[2J");
+    let mut col = 3;
+    for w in "Sign in with ChatGPT to use Codex as part of your paid plan".split(' ') {
+        out(&format!("\x1b[3;{col}H{w}"));
+        col += w.len() + 1;
+    }
+    out("\x1b[6;1H> 1. Sign in with ChatGPT");
+    let mut ctrl_c = 0;
+    let mut buf = [0u8; 64];
+    loop {
+        let n = match stdin.lock().read(&mut buf) {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n,
+        };
+        ctrl_c += buf[..n].iter().filter(|&&b| b == 0x03).count();
+        if n == 0 || ctrl_c >= 2 || buf[..n].contains(&b'q') {
+            out("\x1b[?1049l");
+            if let Some(t) = &saved {
+                let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, t);
+            }
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Quitting like codex 0.169.0: "Shutting down..." in the composer, `FAKE_CODEX_SHUTDOWN_MS` of
 /// work, then the exit. A Ctrl-C meanwhile cuts the shutdown short (codex then exits at once,
 /// its session not cleanly closed): the fake creates `$FAKE_CODEX_LOG.cut` and exits.
@@ -401,6 +509,8 @@ fn exec(args: &[String], sub: &[&str], rest: &[String], json: bool) {
     if prompt.is_none() || prompt.as_deref() == Some("-") {
         let _ = std::io::stdin().read_to_string(&mut stdin_text);
     }
+    account_check(args, resume.as_deref());
+    let failure = turn_failure(foreign(resume.as_deref()));
     let mut rollout = Rollout::open(resume.as_deref(), "codex_exec");
     let n = record(args, true, Some(&rollout.id), &stdin_text);
     let (resets_at, shown) = reset_time(n);
@@ -412,6 +522,14 @@ fn exec(args: &[String], sub: &[&str], rest: &[String], json: bool) {
         println!("{}", serde_json::json!({"type":"thread.started","thread_id":rollout.id}));
     } else {
         eprintln!("session id: {}", rollout.id);
+    }
+    let asked = prompt.clone().unwrap_or_else(|| stdin_text.clone());
+    rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":asked}]}}));
+    if let Some((err, info)) = failure {
+        rollout.failed_turn(err, info);
+        eprintln!("ERROR: {err}");
+        eprintln!("ERROR: {err}");
+        std::process::exit(1);
     }
     if selected("FAKE_CODEX_LIMIT", n) {
         let text = limit_text(&shown);
@@ -428,7 +546,8 @@ fn exec(args: &[String], sub: &[&str], rest: &[String], json: bool) {
         }
         std::process::exit(1);
     }
-    let answer = format!("fake answer to: {}", prompt.unwrap_or(stdin_text));
+    let answer = format!("fake answer to: {asked}");
+    rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":answer}]}}));
     if json {
         println!("{}", serde_json::json!({"type":"item.completed","item":{"type":"agent_message","text":answer}}));
     } else {

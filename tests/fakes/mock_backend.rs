@@ -26,7 +26,9 @@ struct Cli {
     #[arg(long)]
     dir: PathBuf,
     /// How an account answers turns: ID=answer:TEXT, ID=limit:PLAN:RESETS_AT (unix seconds),
-    /// ID=status:CODE:BODY. Repeatable. Accounts not named answer "mock answer N".
+    /// ID=status:CODE:BODY, ID=revoked (401 token_invalidated, refresh refused),
+    /// ID=reject-foreign-threads (400 invalid_encrypted_content on threads begun by another
+    /// account). Repeatable. Accounts not named answer "mock answer N".
     #[arg(long = "account", value_name = "ID=BEHAVIOUR")]
     accounts: Vec<String>,
     /// Log a fake account in: writes CODEX_HOME/auth.json for NAME (account id acct-NAME,
@@ -38,7 +40,12 @@ struct Cli {
 
 fn parse_behaviour(spec: &str) -> Result<(String, Behaviour)> {
     let Some((id, rest)) = spec.split_once('=') else { bail!("--account {spec:?}: expected ID=BEHAVIOUR") };
-    let b = match rest.split_once(':') {
+    let b = match rest {
+        "revoked" => return Ok((id.to_string(), Behaviour::Revoked)),
+        "reject-foreign-threads" => return Ok((id.to_string(), Behaviour::RejectForeignThreads)),
+        _ => rest,
+    };
+    let b = match b.split_once(':') {
         Some(("answer", text)) => Behaviour::Answer(text.to_string()),
         Some(("limit", more)) => {
             let Some((plan, resets)) = more.split_once(':') else {
@@ -52,7 +59,7 @@ fn parse_behaviour(spec: &str) -> Result<(String, Behaviour)> {
             let code = code.parse().with_context(|| format!("--account {spec:?}: bad status code"))?;
             Behaviour::Status { code, body: body.to_string() }
         }
-        _ => bail!("--account {spec:?}: behaviour must be answer:…, limit:…:… or status:…"),
+        _ => bail!("--account {spec:?}: behaviour must be answer:…, limit:…:…, status:…, revoked or reject-foreign-threads"),
     };
     Ok((id.to_string(), b))
 }

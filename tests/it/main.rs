@@ -11,6 +11,7 @@ mod detect;
 mod fault;
 mod fuzz;
 mod overlay;
+mod recover;
 mod rotate;
 mod run;
 mod shell;

@@ -137,6 +137,16 @@ fn log_shows_recent_switches() {
     let out = hotswap(&t, &["log"]).ok().stdout;
     assert_eq!(out, "2026-11-24T19:00:00Z  acc1 -> acc2  usage_limit  back 2026-11-24T20:13:00Z  session 0199-abc\n");
     assert_eq!(hotswap(&t, &["log", "--json", "-n", "3"]).ok().stdout.lines().next().unwrap(), line);
+    // switches of their own kind: a dead login, a conversation carried over as text
+    let dead = r#"{"type":"swap","at":"2026-11-24T19:01:00Z","session_id":"0199-abc","from":"acc2","to":"acc3","kind":"other","resets_at":null,"cwd":"/w","how":"login_needed","reason":"Please log out and sign in again."}"#;
+    let carried = r#"{"type":"swap","at":"2026-11-24T19:02:00Z","session_id":"0199-abc","from":"acc3","to":"acc3","kind":"other","resets_at":null,"cwd":"/w","how":"carried_over","reason":"x","new_session_id":"0199-def"}"#;
+    std::fs::write(t.state_dir().join("events.jsonl"), format!("{dead}\n{carried}\n")).unwrap();
+    let out = hotswap(&t, &["log"]).ok().stdout;
+    assert_eq!(
+        out,
+        "2026-11-24T19:01:00Z  acc2 -> acc3  login_needed  session 0199-abc\n\
+         2026-11-24T19:02:00Z  acc3 -> acc3  carried_over  session 0199-abc -> 0199-def\n"
+    );
 }
 
 #[test]

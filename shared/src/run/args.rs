@@ -172,6 +172,31 @@ impl CodexArgs {
         out
     }
 
+    /// A new session with the user's flags and `prompt` as its first prompt:
+    /// `codex [flags] [--no-daemon] PROMPT` (TUI) or `codex [flags] exec [flags] PROMPT` (exec).
+    /// For a conversation carried over as text (see [`super::carry`]). Not for a review.
+    pub fn fresh_run(&self, prompt: &str, no_daemon: bool) -> Vec<String> {
+        let mut out: Vec<String> = kept(&self.top);
+        match self.kind {
+            Kind::Exec => {
+                out.push("exec".into());
+                out.extend(kept(&self.mid));
+                out.extend(kept(&self.last));
+            }
+            _ => {
+                out.extend(kept(&self.mid));
+                if no_daemon && !self.has("--no-daemon") {
+                    out.push("--no-daemon".into());
+                }
+            }
+        }
+        if prompt.starts_with('-') {
+            out.push("--".into());
+        }
+        out.push(prompt.into());
+        out
+    }
+
     /// A code review (`codex review`, `codex exec review`): after a limit it is run again on the
     /// next account with the same command line ([`CodexArgs::first_run`]), not resumed. codex
     /// 0.169.0 runs the review in a sub-agent thread (its own rollout, `x-openai-subagent:
@@ -312,6 +337,18 @@ mod tests {
         assert_eq!(p(&["-C", "/w", "x"]).cd(), Some("/w"));
         assert_eq!(p(&["--cd=/v", "x"]).cd(), Some("/v"));
         assert_eq!(p(&["-C/u"]).cd(), Some("/u"));
+    }
+
+    #[test]
+    fn fresh_runs_keep_the_flags_and_take_the_new_prompt() {
+        let a = p(&["--enable", "cli_resume_account_check", "-m", "o3", "fix it", "--search"]);
+        assert_eq!(a.fresh_run("TEXT", true), ["--enable", "cli_resume_account_check", "-m", "o3", "--search", "--no-daemon", "TEXT"]);
+        let r = p(&["resume", "--last", "-s", "read-only", "old-id"]);
+        assert_eq!(r.fresh_run("-x", true), ["-s", "read-only", "--no-daemon", "--", "-x"]);
+        let e = p(&["-c", "a=1", "exec", "--json", "resume", "--last", "-m", "o3", "-"]);
+        assert_eq!(e.fresh_run("TEXT", true), ["-c", "a=1", "exec", "--json", "-m", "o3", "TEXT"]);
+        // user's feature flags survive into a resume as well
+        assert_eq!(a.resume_run("ID", Some("go"), true), ["--enable", "cli_resume_account_check", "-m", "o3", "--search", "resume", "--no-daemon", "ID", "go"]);
     }
 
     #[test]

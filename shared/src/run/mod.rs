@@ -30,22 +30,31 @@
 //! resumes or forks count as handled. hs-detect's SIGUSR1 mark is not used: it would land at an
 //! arbitrary point of the piped stream, and nothing tells when the redraw is over.
 //!
+//! The account a session lands on may not take it ([`recover`]): a dead login marks the account
+//! `login_needed` (`hs-rotate login-needed`) and moves the session on like a limit does (each
+//! account at most once per hs-run); a resume refused on the new account starts a new session
+//! there whose first prompt is the old conversation as text ([`carry`]), logged as a `swap` with
+//! `how: carried_over` once that codex ends (then its session id is known).
+//!
 //! Stopping codex for a switch: the TUI gets Ctrl-C twice (codex 0.169.0 then prints "Shutting
 //! down", restores the terminal and keeps its rollout), a third time for a non-empty composer,
 //! SIGTERM to its process group after 4 s and SIGKILL after 6 s (then hs-run resets the terminal
 //! modes codex left on). `exec` ends by itself after a limit (exit 1); TERM after 5 s.
 
 pub mod args;
+pub mod carry;
 pub mod codex_features;
+pub mod recover;
 pub mod rollout_watch;
 mod supervise;
 pub mod tools;
 
 use crate::config::OnExhausted;
-use crate::events::{Event, LimitEvent, SwapEvent};
+use crate::events::{Event, LimitEvent, LimitKind, Source, SwapEvent, SwapHow};
 use crate::pty::{self, RawGuard, SignalPipe};
 use anyhow::{Context, Result};
 use args::{CodexArgs, Kind};
+use recover::TroubleKind;
 use chrono::{DateTime, Local, Utc};
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -258,6 +267,12 @@ fn session(
     let mut argv = opts.args.first_run(opts.no_daemon);
     let mut handled: Vec<LimitEvent> = Vec::new();
     let mut swaps = 0u32;
+    // This run resumes session .0 (of account .1) on a new account: a refusal is carried over.
+    let mut resumed_on_new: Option<(String, String)> = None;
+    // This run is a new session holding session .0 (of account .1) as text; .2 the refusal.
+    let mut carrying: Option<(String, String, String)> = None;
+    // Accounts found with a dead login in this run of hs-run (never tried again).
+    let mut dead: Vec<String> = Vec::new();
     // After the first run stdin is spent: later runs (resumed or run again) read /dev/null.
     let mut second_run = false;
     let mut rollout: Option<PathBuf> = None;
@@ -287,13 +302,14 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
-            resend: match (second_run && interactive, opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+            resend: match (second_run && interactive && carrying.is_none(), opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
                 (true, Some(p), Some(after)) => Some((p, after)),
                 _ => None,
             },
+            stop_on_refusal: resumed_on_new.is_some(),
             log,
         };
-        log.line(format_args!("run on {account}: codex {}", argv.join(" ")));
+        log.line(format_args!("run on {account}: codex {}", recover::loggable(&argv)));
         let res = supervise::run_once(term, &opts.tools, &spec)?;
         let mut warnings = res.warnings.clone();
         warnings.dedup();
@@ -314,25 +330,59 @@ fn session(
             log.line(format_args!("that rollout is a sub-agent's thread; the session is {session_id:?}"));
         }
         rollout = main_rollout.or(rollout);
-        let Some(limit) = res.limit else { return Ok(code) };
+        if let Some((old, from, why)) = carrying.take() {
+            carried_over(term, opts, old, from, &account, why, session_id.clone());
+        }
+        let resumed = resumed_on_new.take();
         if res.user_signal.is_some() {
             return Ok(code);
         }
-        let back = back_at(limit.resets_at);
+        let (limit, dead_login) = match (res.limit, res.trouble) {
+            (Some(l), _) => (l, None),
+            (None, Some(t)) if t.kind == TroubleKind::ResumeRefused => {
+                // The account is fine; the thread is not: a new session gets it as text.
+                let (Some((old, from)), Some(path)) = (resumed, rollout.clone()) else { return Ok(code) };
+                argv = carry_over_run(opts, log, &old, &path)?;
+                term.notice(&format!(
+                    "{account} refused to continue session {old} ({}); carrying the conversation over as text into a \
+                     new session on {account}",
+                    recover::short(&t.text)
+                ));
+                term.drop_pending_input(res.unanswered);
+                carrying = Some((old, from, t.text));
+                rollout = None;
+                continue;
+            }
+            (None, Some(t)) => {
+                if let Err(e) = opts.tools.login_needed(&account, &t.text) {
+                    term.notice(&format!("{e:#}"));
+                }
+                dead.push(account.clone());
+                // (the switch is logged like a limit's, of kind `other`)
+                let kind = LimitKind::Other;
+                (LimitEvent { kind, text: t.text.clone(), resets_at: None, source: Source::Other, account: None, at: Utc::now(), session_id: None }, Some(t))
+            }
+            (None, None) => return Ok(code),
+        };
+        let why = match &dead_login {
+            None => format!("hit its usage limit{}", back_at(limit.resets_at)),
+            Some(t) => format!("cannot log in ({}; fix: codex-hotswap login {account})", recover::short(&t.text)),
+        };
         if swaps >= opts.max_swaps {
             term.notice(&format!(
-                "{account} hit its usage limit{back}; not switching again (--max-swaps {} reached)",
+                "{account} {why}; not switching again (--max-swaps {} reached)",
                 opts.max_swaps
             ));
             return Ok(code);
         }
         // A review runs again on the next account (see `CodexArgs::reruns`); anything else
         // resumes its session, which needs its id.
-        let rerun = opts.args.reruns();
+        // (a codex that could not even start on a dead login has no session: start it again)
+        let rerun = opts.args.reruns() || (dead_login.is_some() && session_id.is_none());
         let resume_id = match (&session_id, rerun) {
             (_, true) if opts.args.prompt_from_stdin() => {
                 term.notice(&format!(
-                    "{account} hit its usage limit{back}; this review read its instructions from stdin, so it cannot \
+                    "{account} {why}; this review read its instructions from stdin, so it cannot \
                      run again on another account (give them as an argument instead)"
                 ));
                 return Ok(code);
@@ -340,13 +390,13 @@ fn session(
             (_, true) => None,
             (None, false) => {
                 term.notice(&format!(
-                    "{account} hit its usage limit{back}, but this session's id was not found, so it cannot be \
+                    "{account} {why}, but this session's id was not found, so it cannot be \
                      continued on another account"
                 ));
                 return Ok(code);
             }
             (Some(_), false) if opts.args.kind == Kind::Exec && opts.continue_prompt.is_none() => {
-                term.notice(&format!("{account} hit its usage limit{back}; not continuing (--no-continue)"));
+                term.notice(&format!("{account} {why}; not continuing (--no-continue)"));
                 return Ok(code);
             }
             (Some(id), false) => Some(id.clone()),
@@ -356,6 +406,10 @@ fn session(
             None => "cannot run the review again on the next account".to_string(),
         };
         let next = match opts.tools.next().with_context(later)? {
+            Some(n) if dead.contains(&n) => {
+                term.notice(&format!("{account} {why}; {n} cannot log in either (fix: codex-hotswap login {n})"));
+                return Ok(code);
+            }
             Some(n) => n,
             None => match wait_for_account(term, opts, resume_id.as_deref())? {
                 Ok(n) => n,
@@ -372,21 +426,31 @@ fn session(
             kind: limit.kind,
             resets_at: limit.resets_at,
             cwd: opts.cwd.clone(),
+            how: dead_login.as_ref().map(|_| SwapHow::LoginNeeded),
+            reason: dead_login.as_ref().map(|t| t.text.clone()),
+            new_session_id: None,
         };
         record_swap(opts, &swap);
         log.line(format_args!("switched {account} -> {next}"));
-        let what = if rerun { "running the review again" } else { "continuing this session" };
+        let what = match (rerun, opts.args.reruns()) {
+            (true, true) => "running the review again",
+            (true, false) => "starting codex again",
+            _ => "continuing this session",
+        };
         term.notice(&if next == account {
             format!("{account} is back; {what} on {next}")
         } else {
-            format!("{account} hit its usage limit{back}; {what} on {next}")
+            format!("{account} {why}; {what} on {next}")
         });
         swaps += 1;
-        account = next;
+        let from = std::mem::replace(&mut account, next);
         second_run = true;
         argv = match &resume_id {
             Some(id) => {
-                handled.push(limit);
+                if dead_login.is_none() {
+                    handled.push(limit);
+                }
+                resumed_on_new = Some((id.clone(), from));
                 opts.args.resume_run(id, opts.continue_prompt.as_deref(), opts.no_daemon)
             }
             None => {
@@ -429,6 +493,34 @@ fn local_time(t: DateTime<Utc>) -> String {
     }
 }
 
+/// The command line of a new session on the same account whose first prompt is session `old`'s
+/// conversation as text (read from its rollout `path`).
+fn carry_over_run(opts: &Options, log: &Log, old: &str, path: &Path) -> Result<Vec<String>> {
+    let entries = carry::conversation(path).with_context(|| format!("cannot carry session {old} over"))?;
+    let then = opts.continue_prompt.as_deref().unwrap_or(carry::CONTINUE);
+    let prompt = carry::carry_prompt(&entries, old, then, carry::MAX_BYTES);
+    log.line(format_args!("carrying session {old} over: {} entries, {} bytes", entries.len(), prompt.len()));
+    Ok(opts.args.fresh_run(&prompt, opts.no_daemon))
+}
+
+/// The carried-over session `new` ran: says so, with both ids, and logs the switch.
+fn carried_over(term: &Term, opts: &Options, old: String, from: String, to: &str, why: String, new: Option<String>) {
+    let shown = new.clone().unwrap_or_else(|| "(its id was not found)".into());
+    term.notice(&format!("session {old} was carried over as text into session {shown} on {to}"));
+    record_swap(opts, &SwapEvent {
+        at: Utc::now(),
+        session_id: Some(old),
+        from,
+        to: to.to_string(),
+        kind: LimitKind::Other,
+        resets_at: None,
+        cwd: opts.cwd.clone(),
+        how: Some(SwapHow::CarriedOver),
+        reason: Some(why),
+        new_session_id: new,
+    });
+}
+
 /// Appends the switch to events.jsonl and runs the `on_swap` hook with it on stdin.
 fn record_swap(opts: &Options, swap: &SwapEvent) {
     let line = crate::events::to_line(&Event::Swap(swap.clone()));
@@ -460,10 +552,15 @@ fn record_swap(opts: &Options, swap: &SwapEvent) {
 fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> Result<Result<String, i32>> {
     let states = opts.tools.status()?;
     if opts.on_exhausted == OnExhausted::Exit {
-        term.notice("every account has hit its usage limit:");
+        term.notice(if states.iter().any(|s| s.login_needed) {
+            "no account is available (usage limits, logins codex refused):"
+        } else {
+            "every account has hit its usage limit:"
+        });
         let width = states.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &states {
             let when = match (s.available, s.until) {
+                _ if s.login_needed => format!("needs a new login (fix: codex-hotswap login {})", s.name),
                 (true, _) => "available".to_string(),
                 (false, Some(u)) => format!("back at {} ({})", local_time(u), u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 (false, None) => "reset time unknown".to_string(),
@@ -505,6 +602,11 @@ fn wait_for_account(term: &mut Term, opts: &Options, session: Option<&str>) -> R
                 )
             }
             None => "every account has hit its usage limit; waiting for one to come back · Ctrl-C quits".into(),
+        };
+        let line = match (tools::dead_logins(&states), target) {
+            (Some(names), None) => format!("no account is available ({names}: codex-hotswap login NAME); waiting · Ctrl-C quits"),
+            (Some(names), Some(_)) => format!("{line} · {names} (codex-hotswap login NAME)"),
+            (None, _) => line,
         };
         if term.stderr_tty {
             let _ = write!(std::io::stderr(), "\r\x1b[2Kcodex-hotswap: {line}");

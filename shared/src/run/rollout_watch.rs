@@ -5,6 +5,7 @@
 //! the file that already holds the old limit, and that old limit must not count again.
 
 use crate::events::{Event, LimitEvent, RateLimitsEvent};
+use super::recover::{self, Trouble};
 use crate::rollout::{FollowOptions, Follower};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -126,6 +127,18 @@ impl RolloutTail {
         self.follower.as_ref().and_then(Follower::turn_started).is_some_and(|t| t >= self.since)
     }
 
+    /// The errors of turns read so far (stamped at or after `since`) that tell of a dead login or
+    /// a refused thread ([`super::recover`]); each is given once.
+    pub fn take_troubles(&mut self) -> Vec<Trouble> {
+        let since = self.since;
+        let errors = self.follower.as_mut().map(Follower::take_errors).unwrap_or_default();
+        errors
+            .into_iter()
+            .filter(|e| e.at >= since)
+            .filter_map(|e| recover::classify(&e.message, e.info.as_deref()).map(|kind| Trouble { kind, text: e.message }))
+            .collect()
+    }
+
     /// Reads what was appended since the last call; returns the new events (without account).
     pub fn poll(&mut self) -> Vec<Event> {
         if self.meta.is_none() {
@@ -207,6 +220,13 @@ mod tests {
         assert!(at_end.poll().is_empty());
         writeln!(f, r#"{{"timestamp":"2020-01-01T00:00:00Z","type":"event_msg","payload":{{"type":"error","message":"new","codex_error_info":"usage_limit_exceeded"}}}}"#).unwrap();
         assert!(matches!(&at_end.poll()[..], [Event::Limit(l)] if l.text == "new"));
+        // a refused login after the launch is a trouble, once; one before it is not
+        writeln!(f, r#"{{"timestamp":"2026-11-24T18:04:00Z","type":"event_msg","payload":{{"type":"task_complete","error":{{"message":"old refusal","codex_error_info":"unauthorized"}}}}}}"#).unwrap();
+        writeln!(f, r#"{{"timestamp":"2026-11-24T18:07:00Z","type":"event_msg","payload":{{"type":"task_complete","error":{{"message":"Please log out and sign in again.","codex_error_info":"unauthorized"}}}}}}"#).unwrap();
+        assert!(t.poll().is_empty());
+        let troubles = t.take_troubles();
+        assert_eq!(troubles.iter().map(|t| (t.kind, t.text.as_str())).collect::<Vec<_>>(), [(recover::TroubleKind::DeadLogin, "Please log out and sign in again.")]);
+        assert!(t.take_troubles().is_empty());
         assert_eq!(find_session(d.path(), "abc"), Some(p.clone()));
         let id = "019a1f2e-3b4c-7d5e-8f60-718293a4b5c6";
         for line in [

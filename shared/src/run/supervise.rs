@@ -1,6 +1,7 @@
 //! One codex run: start it (under a pseudo-terminal, or on plain pipes), copy its output to the
 //! user unchanged and to the detectors, follow its rollout, and stop it when a limit is seen.
 
+use super::recover::{ErrorLines, SignInScreen, Trouble, TroubleKind};
 use super::rollout_watch::{self, RolloutTail};
 use super::tools::{self, Tools};
 use super::Term;
@@ -39,6 +40,9 @@ pub struct RunSpec<'a> {
     /// A resumed TUI given a continue prompt: if no turn has started this long after codex
     /// started (the rollout shows none) and nothing was typed, hs-run types the prompt itself.
     pub resend: Option<(&'a str, Duration)>,
+    /// This run resumes the session on a new account: a refused thread stops codex (hs-run then
+    /// carries the conversation over; see [`super::recover`]).
+    pub stop_on_refusal: bool,
     pub log: &'a super::Log,
 }
 
@@ -54,6 +58,8 @@ pub struct RunResult {
     pub warnings: Vec<String>,
     /// Terminal queries codex sent while it was being stopped: their answers are still coming.
     pub unanswered: usize,
+    /// The account's login was dead, or the thread was refused on it (no limit seen).
+    pub trouble: Option<Trouble>,
 }
 
 /// An `hs-detect` child fed a copy of one output stream.
@@ -434,6 +440,11 @@ struct Runner<'a> {
     /// The user typed something (not a terminal answer) into this codex.
     typed: bool,
     resend: Resend,
+    trouble: Option<Trouble>,
+    /// codex's own error lines (stderr, or the terminal after a TUI's failed start).
+    error_lines: ErrorLines,
+    /// The TUI's first output, for codex's sign-in screen (a login it refused).
+    sign_in: Option<SignInScreen>,
 }
 
 /// Where [`RunSpec::resend`] is.
@@ -532,6 +543,9 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         child_signalled: false,
         typed: false,
         resend: if spec.resend.is_some() && spec.pty { Resend::Waiting } else { Resend::Done },
+        trouble: None,
+        error_lines: ErrorLines::default(),
+        sign_in: size.filter(|_| spec.pty).map(|w| SignInScreen::new(w.ws_row, w.ws_col)),
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -690,6 +704,17 @@ impl Runner<'_> {
         if self.printed_id.is_none() {
             self.printed_id = self.ids.scan(stream, bytes);
         }
+        if let Some(t) = self.sign_in.as_mut().and_then(|s| s.feed(bytes)) {
+            self.on_trouble(t);
+        }
+        if stream != Stream::Stdout {
+            // (on the TUI's screen only codex's failed start, which names its JSON-RPC error
+            // code: an answer may hold any words)
+            let found = self.error_lines.scan(bytes).filter(|t| stream == Stream::Stderr || t.text.contains("(code -32"));
+            if let Some(t) = found {
+                self.on_trouble(t);
+            }
+        }
         if let (Stream::Pty, Some((stop, _))) = (stream, &mut self.stop) {
             self.queries += count_queries(bytes);
             let was = stop.quitting.is_some();
@@ -803,6 +828,25 @@ impl Runner<'_> {
         }
     }
 
+    /// A dead login or a refused thread: codex is stopped like at a limit (it would sit there
+    /// with the error), unless a limit came first; a refusal only in a run that resumed the
+    /// session on a new account.
+    fn on_trouble(&mut self, t: Trouble) {
+        self.spec.log.line(format_args!("trouble: {:?}: {:?}", t.kind, t.text));
+        if self.trouble.is_some() || self.limit.is_some() || self.user_signal.is_some() {
+            return;
+        }
+        if t.kind == TroubleKind::ResumeRefused && !(self.spec.stop_on_refusal && self.spec.may_switch) {
+            return;
+        }
+        if self.spec.may_switch && self.status.is_none() && self.stop.is_none() {
+            self.to_codex.clear();
+            let plan = if self.spec.pty { TUI_STOP } else { EXEC_STOP };
+            self.stop = Some((Stop::new(), plan));
+        }
+        self.trouble = Some(t);
+    }
+
     fn session_id(&self) -> Option<String> {
         self.rollout.as_ref().and_then(|r| r.meta.as_ref()).map(|m| m.id.clone())
     }
@@ -888,9 +932,16 @@ impl Runner<'_> {
     /// Reads what codex appended to its rollout: the one found open in its process tree, else
     /// (not found yet) the resumed session's, which is the same file.
     fn poll_rollout(&mut self) {
-        let evs = self.rollout.as_mut().or(self.known.as_mut()).map(|r| r.poll()).unwrap_or_default();
+        let tail = self.rollout.as_mut().or(self.known.as_mut());
+        let (evs, troubles) = tail.map(|r| (r.poll(), r.take_troubles())).unwrap_or_default();
         for ev in evs {
             self.on_event(ev);
+        }
+        for t in troubles {
+            self.on_trouble(t);
+        }
+        if self.sign_in.is_some() && [&self.rollout, &self.known].into_iter().flatten().any(|t| t.turn_started()) {
+            self.sign_in = None;
         }
     }
 
@@ -1000,7 +1051,9 @@ impl Runner<'_> {
             // codex had no chance to switch the terminal back: do it for it.
             term.write_terminal_reset();
         }
+        let trouble = self.trouble.take().filter(|_| self.limit.is_none());
         Ok(RunResult {
+            trouble,
             status,
             session_id: self.session_id(),
             rollout: self.rollout.as_ref().map(|r| r.path.clone()),

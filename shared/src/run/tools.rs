@@ -25,6 +25,8 @@ pub struct AccountState {
     pub name: String,
     pub available: bool,
     pub until: Option<DateTime<Utc>>,
+    /// Its login is dead (state `login_needed`).
+    pub login_needed: bool,
 }
 
 /// What a finished tool printed.
@@ -120,6 +122,11 @@ impl Tools {
         self.run_ok("hs-rotate", &["exhaust", "--event", "-"], Some(&line)).map(drop)
     }
 
+    /// `hs-rotate login-needed NAME --reason TEXT`: the account's login is dead.
+    pub fn login_needed(&self, account: &str, reason: &str) -> Result<()> {
+        self.run_ok("hs-rotate", &["login-needed", account, "--reason", reason], None).map(drop)
+    }
+
     /// `hs-rotate record --event -` with usage telemetry lines.
     pub fn record(&self, evs: &[RateLimitsEvent]) -> Result<()> {
         if evs.is_empty() {
@@ -183,10 +190,12 @@ pub fn parse_status(text: &str) -> Result<Vec<AccountState>> {
     Ok(values
         .iter()
         .filter_map(|v| {
+            let state = v.get("state").and_then(|s| s.as_str());
             Some(AccountState {
                 name: v.get("name")?.as_str()?.to_string(),
-                available: v.get("state").and_then(|s| s.as_str()) != Some("exhausted"),
+                available: !matches!(state, Some("exhausted" | "login_needed")),
                 until: v.get("until").and_then(|u| u.as_str()).and_then(|u| u.parse().ok()),
+                login_needed: state == Some("login_needed"),
             })
         })
         .collect())
@@ -195,6 +204,16 @@ pub fn parse_status(text: &str) -> Result<Vec<AccountState>> {
 /// The earliest reset among exhausted accounts.
 pub fn earliest_reset(states: &[AccountState]) -> Option<(&str, DateTime<Utc>)> {
     states.iter().filter(|s| !s.available).filter_map(|s| Some((s.name.as_str(), s.until?))).min_by_key(|(_, t)| *t)
+}
+
+/// `acc2 needs a new login`, `acc2, acc3 need a new login`, or `None`.
+pub fn dead_logins(states: &[AccountState]) -> Option<String> {
+    let names: Vec<&str> = states.iter().filter(|s| s.login_needed).map(|s| s.name.as_str()).collect();
+    match names.len() {
+        0 => None,
+        1 => Some(format!("{} needs a new login", names[0])),
+        _ => Some(format!("{} need a new login", names.join(", "))),
+    }
 }
 
 /// The `hs-detect` command line for a stream of codex output.
@@ -218,10 +237,14 @@ mod tests {
     #[test]
     fn status_lines_and_array() {
         let lines = "{\"name\":\"a\",\"current\":true,\"state\":\"available\",\"until\":null}\n\
-                     {\"name\":\"b\",\"state\":\"exhausted\",\"until\":\"2026-11-24T20:13:00Z\",\"reason\":\"usage_limit\"}\n";
+                     {\"name\":\"b\",\"state\":\"exhausted\",\"until\":\"2026-11-24T20:13:00Z\",\"reason\":\"usage_limit\"}\n\
+                     {\"name\":\"c\",\"state\":\"login_needed\",\"until\":null,\"fix\":\"codex-hotswap login c\"}\n";
         let s = parse_status(lines).unwrap();
-        assert_eq!(s.len(), 2);
-        assert!(s[0].available && !s[1].available);
+        assert_eq!(s.len(), 3);
+        assert!(s[0].available && !s[1].available && !s[2].available);
+        assert!(s[2].login_needed && !s[1].login_needed);
+        assert_eq!(dead_logins(&s).as_deref(), Some("c needs a new login"));
+        assert_eq!(dead_logins(&s[..2]), None);
         assert_eq!(earliest_reset(&s).unwrap().0, "b");
         let arr = "[{\"name\":\"x\",\"state\":\"exhausted\",\"until\":\"2026-11-24T21:00:00Z\"},{\"name\":\"y\",\"state\":\"exhausted\",\"until\":\"2026-11-24T20:00:00Z\"}]";
         assert_eq!(earliest_reset(&parse_status(arr).unwrap()).unwrap().0, "y");

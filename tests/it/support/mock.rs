@@ -63,6 +63,14 @@ pub enum Behaviour {
     UsageLimit { plan_type: String, resets_at: i64 },
     /// Any status with this (JSON) body.
     Status { code: u16, body: String },
+    /// The login was revoked: the account check and every turn get 401 `token_invalidated`, and
+    /// the refresh endpoint refuses the account's refresh tokens with 401
+    /// `refresh_token_invalidated` (what a revoked or spent login gets from the real backend).
+    Revoked,
+    /// Answers like an account without a behaviour, except on a thread whose first turn came from
+    /// another account: 400 `invalid_encrypted_content` ("The encrypted content … could not be
+    /// verified"), as the real backend answers items another account or organization produced.
+    RejectForeignThreads,
 }
 
 impl Behaviour {
@@ -148,6 +156,8 @@ struct State {
     current_refresh: HashMap<String, String>,
     requests: Vec<RequestRecord>,
     answers: u64,
+    /// The account of each thread's first turn (`thread-id` header).
+    thread_owner: HashMap<String, String>,
 }
 
 struct Shared {
@@ -623,6 +633,7 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         KIND_REFRESH => st.refresh(&req.body),
         KIND_ACCOUNTS_CHECK => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
             Err(r) => r,
+            Ok(id) if st.behaviours.get(&id) == Some(&Behaviour::Revoked) => revoked(),
             Ok(id) => Response::json(
                 200,
                 json!({"accounts": [{"id": id, "workspace_backend_origin": "NO_CONSTRAINT",
@@ -631,6 +642,8 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         },
         KIND_TURN | KIND_TITLE | KIND_REVIEW => match st.check_bearer(bearer.as_deref(), account_id.as_deref()) {
             Err(r) => r,
+            Ok(id) if st.behaviours.get(&id) == Some(&Behaviour::Revoked) => revoked(),
+            Ok(id) if kind == KIND_TURN && st.foreign_thread(&id, header("thread-id").as_deref()) => encrypted_content_refused(),
             Ok(id) => st.turn(&id, kind),
         },
         _ => Response::not_found(),
@@ -686,7 +699,31 @@ fn unauthorized(code: &str, message: &str) -> Response {
     )
 }
 
+/// What the backend answers a request whose access token was revoked.
+fn revoked() -> Response {
+    unauthorized("token_invalidated", "Your authentication token has been invalidated. Please try signing in again.")
+}
+
+/// What the backend answers a turn carrying encrypted items another account produced.
+pub const ENCRYPTED_CONTENT_MESSAGE: &str = "The encrypted content gAAAAABpMock…5Q== could not be verified. Reason: Encrypted content could not be decrypted or parsed.";
+
+fn encrypted_content_refused() -> Response {
+    Response::json(
+        400,
+        json!({"error": {"message": ENCRYPTED_CONTENT_MESSAGE, "type": "invalid_request_error", "param": null,
+                         "code": "invalid_encrypted_content"}}),
+    )
+}
+
 impl State {
+    /// Records the first account of `thread`; true when this account refuses foreign threads
+    /// ([`Behaviour::RejectForeignThreads`]) and the thread started on another account.
+    fn foreign_thread(&mut self, account_id: &str, thread: Option<&str>) -> bool {
+        let Some(thread) = thread else { return false };
+        let owner = self.thread_owner.entry(thread.to_string()).or_insert_with(|| account_id.to_string());
+        owner != account_id && self.behaviours.get(account_id) == Some(&Behaviour::RejectForeignThreads)
+    }
+
     /// The account id a request may act for: its bearer must be a live access token the mock
     /// issued, for the account named in `chatgpt-account-id` (when present).
     fn check_bearer(&self, bearer: Option<&str>, account_id: Option<&str>) -> Result<String, Response> {
@@ -716,6 +753,12 @@ impl State {
             );
         };
         match self.refresh_tokens.get(&given) {
+            Some(RefreshState::Valid(acct)) if self.behaviours.get(&acct.account_id) == Some(&Behaviour::Revoked) => {
+                unauthorized(
+                    "refresh_token_invalidated",
+                    "Your refresh token has been invalidated. Please try signing in again.",
+                )
+            }
             Some(RefreshState::Valid(acct)) => {
                 let acct = acct.clone().expiring_in(REFRESHED_EXPIRES_IN);
                 self.refresh_tokens.insert(given, RefreshState::Used);
@@ -930,6 +973,43 @@ mod tests {
         let result: Value = serde_json::from_str(item["item"]["content"][0]["text"].as_str().unwrap()).unwrap();
         assert_eq!(result["findings"][0]["title"], "[P1] Divides by zero");
         assert!(mock.requests().last().unwrap().is_review());
+    }
+
+    #[test]
+    fn revoked_logins_and_foreign_threads_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = MockBackend::start(dir.path());
+        let one = mock.issue_tokens(&FakeAccount::new("one", "plus"));
+        let two = mock.issue_tokens(&FakeAccount::new("two", "plus"));
+        let send = |path: &str, tokens: &Tokens, account: &str, thread: &str| {
+            let mut req = post(path, json!({"input": [], "client_id": "x", "refresh_token": tokens.refresh_token}));
+            req.headers.insert("authorization".into(), format!("Bearer {}", tokens.access_token));
+            req.headers.insert("chatgpt-account-id".into(), account.into());
+            req.headers.insert("thread-id".into(), thread.into());
+            handle(&mock.shared, &req)
+        };
+        // a thread begun on one: two refuses it, answers its own, one goes on with it
+        mock.set_behaviour("acct-two", Behaviour::RejectForeignThreads);
+        assert_eq!(send(RESPONSES_PATH, &one, "acct-one", "t1").status, 200);
+        let refused = send(RESPONSES_PATH, &two, "acct-two", "t1");
+        assert_eq!(refused.status, 400);
+        assert_eq!(body(&refused)["error"]["code"], "invalid_encrypted_content");
+        assert!(body(&refused)["error"]["message"].as_str().unwrap().contains("could not be verified"));
+        assert_eq!(send(RESPONSES_PATH, &two, "acct-two", "t1").status, 400, "every time");
+        assert_eq!(send(RESPONSES_PATH, &two, "acct-two", "t2").status, 200);
+        assert_eq!(send(RESPONSES_PATH, &one, "acct-one", "t1").status, 200);
+        // a revoked login: turns, the account check and the refresh all refused
+        mock.set_behaviour("acct-two", Behaviour::Revoked);
+        let turn = send(RESPONSES_PATH, &two, "acct-two", "t2");
+        assert_eq!((turn.status, body(&turn)["error"]["code"].as_str()), (401, Some("token_invalidated")));
+        let mut check = post(ACCOUNTS_CHECK_PATH, json!({}));
+        check.method = "GET".into();
+        check.headers.insert("authorization".into(), format!("Bearer {}", two.access_token));
+        assert_eq!(handle(&mock.shared, &check).status, 401);
+        let refresh = send(REFRESH_PATH, &two, "acct-two", "t2");
+        assert_eq!((refresh.status, body(&refresh)["error"]["code"].as_str()), (401, Some("refresh_token_invalidated")));
+        assert_eq!(mock.current_refresh_token("acct-two").as_deref(), Some(two.refresh_token.as_str()), "not spent");
+        assert_eq!(send(REFRESH_PATH, &one, "acct-one", "t1").status, 200, "others refresh");
     }
 
     #[test]
