@@ -39,8 +39,9 @@ fn state_of(t: &TestEnv, name: &str) -> Value {
     t.run("hs-rotate", &["status", "--json"]).ok().json_lines().into_iter().find(|s| s["name"] == name).unwrap()
 }
 
+/// What codex was started with, less hs-run's file-store override (checked there).
 fn args(run: &Value) -> Vec<String> {
-    run["args"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    crate::run::codex_args(run)
 }
 
 #[test]

@@ -133,7 +133,7 @@ fn strs(v: &Value) -> Vec<String> {
 /// The arguments a fake codex run got, less the file-store override hs-run gives every model
 /// session in front of the user's arguments (checked here; `--no-daemon` may come before it).
 #[track_caller]
-fn codex_args(run: &Value) -> Vec<String> {
+pub(crate) fn codex_args(run: &Value) -> Vec<String> {
     let mut all = strs(&run["args"]);
     let at = all.windows(2).position(|w| w == shared::codex::FILE_STORE);
     let at = at.filter(|&i| i <= 1).unwrap_or_else(|| panic!("no file credential store override in front: {all:?}"));
