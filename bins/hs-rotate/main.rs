@@ -80,7 +80,7 @@ enum Cmd {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Clear the exhaustion of NAME, or of every account.
+    /// Clear the exhaustion (and the usage seen) of NAME, or of every account.
     Reset { name: Option<String> },
 }
 
@@ -141,10 +141,10 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
             }
             State::update(paths, |s| {
                 match &name {
-                    Some(n) => s.reset(n),
+                    Some(n) => s.reset_all(n),
                     None => {
                         let all: Vec<String> = s.accounts.keys().cloned().collect();
-                        all.iter().for_each(|n| s.reset(n));
+                        all.iter().for_each(|n| s.reset_all(n));
                     }
                 }
                 Ok(())

@@ -118,6 +118,7 @@ fn main() {
         let no_daemon = args.kind == Kind::Tui
             && codex_features::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
         let resend_prompt_after = config.resend_prompt_after()?;
+        let thresholds = config.thresholds()?;
         let opts = shared::run::Options {
             cwd: shared::run::codex_cwd(&args, &here),
             args,
@@ -131,6 +132,7 @@ fn main() {
             },
             resend_prompt_after,
             max_swaps: cli.max_swaps.or(config.max_swaps).unwrap_or(8),
+            thresholds,
             on_exhausted: match cli.on_exhausted {
                 Some(Exhausted::Wait) => OnExhausted::Wait,
                 Some(Exhausted::Exit) => OnExhausted::Exit,

@@ -159,6 +159,15 @@ impl State {
         self.accounts.retain(|_, a| *a != AccountState::default());
     }
 
+    /// Clears the exhaustion of `name` and forgets its usage reading (`hs-rotate reset`: the
+    /// user knows better, so a near-limit reading goes too).
+    pub fn reset_all(&mut self, name: &str) {
+        if let Some(a) = self.accounts.get_mut(name) {
+            a.usage = None;
+        }
+        self.reset(name);
+    }
+
     /// Drops exhaustions that have ended (keeps the file small and `status` honest).
     pub fn expire(&mut self, now: DateTime<Utc>) {
         let ended: Vec<String> = self

@@ -37,6 +37,8 @@
 
 pub mod args;
 pub mod codex_features;
+pub mod keys;
+pub mod policy;
 pub mod rollout_watch;
 mod supervise;
 pub mod tools;
@@ -76,6 +78,8 @@ pub struct Options {
     /// start (config `resend_prompt_after`; `None`: never).
     pub resend_prompt_after: Option<Duration>,
     pub max_swaps: u32,
+    /// Usage thresholds for leaving an account at a turn boundary (config `switch_at`).
+    pub thresholds: crate::usage::Thresholds,
     pub on_exhausted: OnExhausted,
     /// Shell command run after each switch with the switch's JSON on stdin.
     pub on_swap: Option<String>,
@@ -154,13 +158,15 @@ impl Term {
         self.signals.take().into_iter().find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP)).map(|s| 128 + s)
     }
 
-    /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
-    /// answers to the stopped codex's last queries, keys typed during the switch), so none of it
-    /// reaches the next codex (a stray `ESC` there reads as "interrupt"). Waits for `answers`
-    /// answers (each a control sequence: CSI or OSC) for up to 2 s, then until the terminal is quiet for 100 ms.
-    fn drop_pending_input(&mut self, answers: usize) {
+    /// In raw mode, between two codex runs: reads what the terminal still sends (its answers to
+    /// the stopped codex's last queries, keys typed during the switch) and returns the plain
+    /// keys for the next codex ([`keys::plain_keys`]); the rest is dropped (a stray `ESC` in the
+    /// next codex reads as "interrupt"). Waits for `answers` answers (each a control sequence:
+    /// CSI or OSC) for up to 2 s, then until the terminal is quiet for 100 ms.
+    fn take_pending_input(&mut self, answers: usize) -> Vec<u8> {
+        let mut kept = Vec::new();
         if !self.is_raw() || !self.stdin_open {
-            return;
+            return kept;
         }
         let stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
@@ -174,19 +180,22 @@ impl Term {
                 if waiting {
                     continue;
                 }
-                return;
+                return kept;
             }
             // (EINTR, e.g. the SIGCHLD of the codex that just ended, is not the end of stdin)
             match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
-                pty::Got::Data(n) => seen += supervise::count_answers(&buf[..n]),
+                pty::Got::Data(n) => {
+                    seen += supervise::count_answers(&buf[..n]);
+                    kept.extend(keys::plain_keys(&buf[..n]));
+                }
                 pty::Got::Nothing => {}
                 pty::Got::Closed => {
                     self.stdin_open = false;
-                    return;
+                    return kept;
                 }
             }
             if Instant::now() >= deadline + Duration::from_secs(3) {
-                return; // a terminal that never stops sending
+                return kept; // a terminal that never stops sending
             }
         }
     }
@@ -261,6 +270,10 @@ fn session(
     // After the first run stdin is spent: later runs (resumed or run again) read /dev/null.
     let mut second_run = false;
     let mut rollout: Option<PathBuf> = None;
+    // This run was resumed with the continue prompt (after a limit; not after a boundary).
+    let mut with_prompt = false;
+    // Keys typed during the last switch, for the next codex.
+    let mut keys: Vec<u8> = Vec::new();
     if let Some(id) = opts.args.session_target() {
         // `codex resume <id>` / `fork <id>` redraws that session, with any old limit banner.
         if let Some(p) = rollout_watch::find_session(&overlay.path.join("sessions"), id) {
@@ -287,10 +300,13 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
-            resend: match (second_run && interactive, opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+            resend: match (with_prompt && interactive, opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
                 (true, Some(p), Some(after)) => Some((p, after)),
                 _ => None,
             },
+            boundary: (swaps < opts.max_swaps && !opts.args.reruns()).then_some(&opts.thresholds),
+            hold_keys: second_run && interactive,
+            keys: &keys,
             log,
         };
         log.line(format_args!("run on {account}: codex {}", argv.join(" ")));
@@ -314,10 +330,39 @@ fn session(
             log.line(format_args!("that rollout is a sub-agent's thread; the session is {session_id:?}"));
         }
         rollout = main_rollout.or(rollout);
-        let Some(limit) = res.limit else { return Ok(code) };
         if res.user_signal.is_some() {
             return Ok(code);
         }
+        let Some(limit) = res.limit else {
+            let Some(near) = res.near_limit else { return Ok(code) };
+            // A turn boundary near the limit: nothing was cut, so no prompt.
+            let Some(id) = session_id else { return Ok(code) };
+            keys = res.kept;
+            keys.extend(term.take_pending_input(res.unanswered));
+            let later = || format!("cannot move the session to the next account (continue it later with: codex resume {id})");
+            // (another session may have taken the last one meanwhile: then it resumes here)
+            let next = opts.tools.next_under_threshold(false).with_context(later)?.unwrap_or_else(|| account.clone());
+            if next != account {
+                opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
+                record_swap(opts, &SwapEvent {
+                    at: Utc::now(),
+                    session_id: Some(id.clone()),
+                    from: account.clone(),
+                    to: next.clone(),
+                    kind: crate::events::LimitKind::NearLimit,
+                    resets_at: Some(near.until),
+                    cwd: opts.cwd.clone(),
+                });
+            }
+            log.line(format_args!("boundary switch {account} -> {next}, {} key bytes kept", keys.len()));
+            term.notice(&policy::near_limit_notice(&account, &near, &next, local_time));
+            swaps += 1;
+            account = next;
+            second_run = true;
+            with_prompt = false;
+            argv = opts.args.resume_run(&id, None, opts.no_daemon);
+            continue;
+        };
         let back = back_at(limit.resets_at);
         if swaps >= opts.max_swaps {
             term.notice(&format!(
@@ -362,7 +407,8 @@ fn session(
                 Err(code) => return Ok(code),
             },
         };
-        term.drop_pending_input(res.unanswered);
+        keys = res.kept;
+        keys.extend(term.take_pending_input(res.unanswered));
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),
@@ -384,6 +430,7 @@ fn session(
         swaps += 1;
         account = next;
         second_run = true;
+        with_prompt = resume_id.is_some() && opts.continue_prompt.is_some();
         argv = match &resume_id {
             Some(id) => {
                 handled.push(limit);
