@@ -1063,6 +1063,87 @@ mod real {
         assert!((1..=1 + resends(&r)).contains(&turns_on_acc2), "one limit, one switch, one resumed turn: {turns_on_acc2}");
     }
 
+    /// acc1's answers report 96 % of its 5 h window; acc2 and acc3 answer at 42.5 %.
+    fn near_limit_world() -> RealWorld {
+        let [a1, a2, a3] = ["acc1", "acc2", "acc3"].map(|n| FakeAccount::new(n, "plus"));
+        let w = RealWorld::new(&[&a1, &a2, &a3]).with_hs_run();
+        for n in ["acc1", "acc2", "acc3"] {
+            w.mock.set_behaviour(&format!("acct-{n}"), Behaviour::Answer(format!("Hello from {n}")));
+        }
+        w.mock.set_used_percent("acct-acc1", 96.0);
+        w
+    }
+
+    fn wait_log(r: &RealWorld, what: &str, tui: &Tui) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !std::fs::read_to_string(r.hs_run_log()).unwrap_or_default().contains(what) {
+            assert!(std::time::Instant::now() < deadline, "hs-run's log never said {what:?}; screen:\n{}\nlog:\n{}", tui.screen(), std::fs::read_to_string(r.hs_run_log()).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn real_tui_moves_the_session_to_acc2_at_the_turn_boundary_near_the_limit() {
+        let r = near_limit_world();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        let first = r.mock.wait_for(|q| q.is_turn() && q.body.contains("first question"), WAIT).expect("the first turn");
+        assert_eq!((first.account_id.as_deref(), first.status), (Some("acct-acc1"), 200));
+        tui.wait_for_text("codex-hotswap: acc1 is at 96% of its 5h window (resets ", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.wait_for_text("; this session continues on acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // the resumed codex has drawn its composer: the next prompt goes out on acc2
+        wait_log(&r, "codex shows its composer", &tui);
+        tui.submit("second question");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("second question"), WAIT)
+            .unwrap_or_else(|| panic!("the second prompt did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!((next.account_id.as_deref(), next.status), (Some("acct-acc2"), 200));
+        assert_eq!(next.session_id, first.session_id, "same session on the next account");
+        assert!(next.body.contains("first question"), "the resumed thread carries the old conversation");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // nothing was cut and nothing was added: one turn on acc1, answered; no continue prompt
+        let turns = r.mock.turns();
+        let on = |a: &str| turns.iter().filter(|t| t.account_id.as_deref() == Some(a)).count();
+        assert_eq!((on("acct-acc1"), on("acct-acc2")), (1, 1), "{}", r.requests_summary());
+        assert!(turns.iter().all(|t| t.status == 200 && !t.body.contains(DEFAULT_PROMPT)), "{}", r.requests_summary());
+        r.assert_acc3_untouched();
+        let swaps = swaps(&r.env);
+        assert_eq!(swaps.len(), 1, "{swaps:?}");
+        assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str(), swaps[0]["kind"].as_str()), (Some("acc1"), Some("acc2"), Some("near_limit")));
+        let mut tui = tui;
+        let st = quit_like_a_user(&mut tui);
+        assert_eq!(st.code(), Some(0), "{}", tui.screen());
+        assert_no_overlay(&r.env);
+    }
+
+    #[test]
+    fn real_tui_with_the_threshold_off_stays_on_acc1() {
+        let r = near_limit_world();
+        r.env.run("hs-config", &["set", "switch_at", "off"]).ok();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        tui.wait_for_text("Hello from acc1", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        wait_log(&r, "turn ended on acc1: staying", &tui);
+        // codex 0.169.0 itself offers a cheaper model past 90 % (a popup that takes the next
+        // keys): keep the model, as a user who stays on a nearly spent account does
+        tui.wait_for_text("Approaching rate limits", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.send(b"2");
+        tui.wait_until(|s| !s.contains("Approaching rate limits"), WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("second question");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("second question"), WAIT)
+            .unwrap_or_else(|| panic!("the second prompt did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!(next.account_id.as_deref(), Some("acct-acc1"));
+        assert!(swaps(&r.env).is_empty());
+        assert!(r.mock.requests().iter().all(|q| q.account_id.as_deref() != Some("acct-acc2")), "{}", r.requests_summary());
+        let mut tui = tui;
+        assert_eq!(quit_like_a_user(&mut tui).code(), Some(0));
+    }
+
     /// How often hs-run typed the continue prompt into a resumed codex that sent none
     /// (`resend_prompt_after`). codex 0.169.0 can hold a resumed session's prompt (apparently
     /// behind the rate-limit recovery the old account's replayed limit sets) and never send it;

@@ -110,12 +110,17 @@ impl Held {
         self.screen.process(bytes);
     }
 
-    /// codex's composer is drawn: the cursor's row starts with `›`.
+    /// codex's composer is drawn: the cursor's row starts with `›`, and it is not the selected
+    /// row of a popup's numbered list (`› 1. Switch to …`).
     pub fn composer_ready(&self) -> bool {
         let s = self.screen.screen();
         let (row, _) = s.cursor_position();
         let (_, cols) = s.size();
-        s.contents_between(row, 0, row, cols).trim_start().starts_with('›')
+        let text = s.contents_between(row, 0, row, cols);
+        let Some(rest) = text.trim_start().strip_prefix('›') else { return false };
+        let rest = rest.trim_start();
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        !(digits > 0 && rest[digits..].starts_with(". "))
     }
 
     pub fn timed_out(&self) -> bool {
@@ -157,6 +162,8 @@ mod tests {
         let mut h = Held::new(b"next question\r".to_vec(), 10, 40);
         h.saw(b"\x1b[2J\x1b[1;1H> old answer\x1b[3;1H\xe2\x80\xba old prompt\x1b[6;1H");
         assert!(!h.composer_ready(), "a prompt in the history is not the composer");
+        h.saw("\x1b[6;1H› 1. Switch to gpt-6-luna\x1b[6;3H".as_bytes());
+        assert!(!h.composer_ready(), "a popup's selected row is not the composer");
         h.saw("\x1b[8;1H› Ask Codex to do anything\x1b[8;3H".as_bytes());
         assert!(h.composer_ready());
         assert_eq!(h.release(), (b"next question".to_vec(), true));
