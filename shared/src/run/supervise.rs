@@ -701,8 +701,7 @@ impl Runner<'_> {
         if self.stop.is_some() || self.status.is_some() {
             return;
         }
-        if let Some(at) = self.enter_at.filter(|at| Instant::now() >= *at) {
-            let _ = at;
+        if self.enter_at.is_some_and(|at| Instant::now() >= at) {
             self.enter_at = None;
             self.to_codex.push(b'\r');
             self.write_keys();
