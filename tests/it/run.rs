@@ -1118,6 +1118,27 @@ mod real {
         assert_no_overlay(&r.env);
     }
 
+    /// The next prompt typed while codex 0.169.0 shuts down (about two seconds) reaches acc2.
+    #[test]
+    fn real_tui_keys_typed_during_a_boundary_switch_reach_acc2() {
+        let r = near_limit_world();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        wait_log(&r, "stopping codex to continue on acc2", &tui);
+        tui.submit("typed meanwhile");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("typed meanwhile"), WAIT)
+            .unwrap_or_else(|| panic!("the prompt typed during the switch did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!((next.account_id.as_deref(), next.status), (Some("acct-acc2"), 200));
+        let log = std::fs::read_to_string(r.hs_run_log()).unwrap();
+        assert!(log.contains("codex shows its composer: typing the 15 key bytes held for it, Enter after a pause"), "{log}");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let mut tui = tui;
+        assert_eq!(quit_like_a_user(&mut tui).code(), Some(0));
+    }
+
     #[test]
     fn real_tui_with_the_threshold_off_stays_on_acc1() {
         let r = near_limit_world();
