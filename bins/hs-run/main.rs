@@ -21,6 +21,12 @@ use std::path::PathBuf;
 /// is not run again). A notice says so; each switch is appended to $XDG_STATE_HOME/codex-hotswap/events.jsonl
 /// and given to the "on_swap" hook of config.json on stdin.
 ///
+/// Before the limit: when a turn of the TUI ends with the account's usage at or over a
+/// threshold ("switch_at" in config.json: 95% of a short window, 98% of the weekly one by
+/// default), the same session moves to an account under its thresholds right then, with
+/// `codex resume <SESSION_ID>` and no prompt (nothing was cut). Keys typed during a switch are
+/// typed into the resumed codex once it shows its composer.
+///
 /// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
 /// else (`--version`, `--help`, `login`, `mcp`, …) runs the real codex untouched.
 ///

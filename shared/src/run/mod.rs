@@ -6,7 +6,11 @@
 //!                                                                      ├─ output → hs-detect ─┐
 //!                                                                      └─ rollout (followed) ─┴→ limit
 //! limit → hs-rotate exhaust → stop codex → hs-rotate next → hs-overlay swap → codex resume <id> <prompt>
+//! turn end near the limit → stop codex → hs-rotate next --under-threshold → hs-overlay swap → codex resume <id>
 //! ```
+//!
+//! When to switch, and how, is decided in [`policy`] (both triggers); keys typed during a switch
+//! are kept for the resumed codex ([`keys`]).
 //!
 //! A code review is run again instead of resumed ([`args::CodexArgs::reruns`]): the same command
 //! line, on the next account, a new session (nothing of the old one is redrawn or followed).
@@ -334,30 +338,13 @@ fn session(
             return Ok(code);
         }
         let Some(limit) = res.limit else {
-            let Some(near) = res.near_limit else { return Ok(code) };
             // A turn boundary near the limit: nothing was cut, so no prompt.
-            let Some(id) = session_id else { return Ok(code) };
+            let (Some(near), Some(id)) = (res.near_limit, session_id) else { return Ok(code) };
             keys = res.kept;
             keys.extend(term.take_pending_input(res.unanswered));
-            let later = || format!("cannot move the session to the next account (continue it later with: codex resume {id})");
-            // (another session may have taken the last one meanwhile: then it resumes here)
-            let next = opts.tools.next_under_threshold(false).with_context(later)?.unwrap_or_else(|| account.clone());
-            if next != account {
-                opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
-                record_swap(opts, &SwapEvent {
-                    at: Utc::now(),
-                    session_id: Some(id.clone()),
-                    from: account.clone(),
-                    to: next.clone(),
-                    kind: crate::events::LimitKind::NearLimit,
-                    resets_at: Some(near.until),
-                    cwd: opts.cwd.clone(),
-                });
-            }
-            log.line(format_args!("boundary switch {account} -> {next}, {} key bytes kept", keys.len()));
-            term.notice(&policy::near_limit_notice(&account, &near, &next, local_time));
+            account = boundary_switch(term, opts, log, &overlay.id, &account, &id, &near)?;
+            log.line(format_args!("{} key bytes kept for the resumed codex", keys.len()));
             swaps += 1;
-            account = next;
             second_run = true;
             with_prompt = false;
             argv = opts.args.resume_run(&id, None, opts.no_daemon);
@@ -443,6 +430,37 @@ fn session(
             }
         };
     }
+}
+
+/// After a stop at a turn boundary near the limit: the next account under its thresholds (this
+/// one again when another session took the last meanwhile), the overlay pointed at it, the
+/// switch recorded and said. Returns the account the session continues on.
+fn boundary_switch(
+    term: &Term,
+    opts: &Options,
+    log: &Log,
+    overlay_id: &str,
+    account: &str,
+    id: &str,
+    near: &policy::NearLimit,
+) -> Result<String> {
+    let later = || format!("cannot move the session to the next account (continue it later with: codex resume {id})");
+    let next = opts.tools.next_under_threshold(false).with_context(later)?.unwrap_or_else(|| account.to_string());
+    if next != account {
+        opts.tools.overlay_swap(overlay_id, &next).with_context(later)?;
+        record_swap(opts, &SwapEvent {
+            at: Utc::now(),
+            session_id: Some(id.to_string()),
+            from: account.to_string(),
+            to: next.clone(),
+            kind: crate::events::LimitKind::NearLimit,
+            resets_at: Some(near.until),
+            cwd: opts.cwd.clone(),
+        });
+    }
+    log.line(format_args!("boundary switch {account} -> {next}"));
+    term.notice(&policy::near_limit_notice(account, near, &next, local_time));
+    Ok(next)
 }
 
 /// The session a run belongs to, from the rollout hs-run followed: codex 0.169.0 runs a review
