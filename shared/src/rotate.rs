@@ -69,11 +69,14 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The windows this reading knows, judged at `now`.
+    /// The windows this reading knows, judged at `now`. A reading stored before the windows'
+    /// lengths were (no length at all) has codex's usual pair: 5 h, then weekly.
     pub fn windows(&self, th: &Thresholds, now: DateTime<Utc>) -> Vec<Window> {
+        let old = self.primary_window_minutes.is_none() && self.secondary_window_minutes.is_none();
+        let (pm, sm) = if old { (Some(300), Some(usage::WEEK_MINUTES)) } else { (self.primary_window_minutes, self.secondary_window_minutes) };
         [
-            (self.primary_window_minutes, self.primary_used_percent, self.resets_at),
-            (self.secondary_window_minutes, self.secondary_used_percent, self.secondary_resets_at),
+            (pm, self.primary_used_percent, self.resets_at),
+            (sm, self.secondary_used_percent, self.secondary_resets_at),
         ]
         .into_iter()
         .filter_map(|(m, used, reset)| Some(Window::new(m, used?, reset, self.seen_at, th, now)))
@@ -355,6 +358,21 @@ mod tests {
         let w = RateWindow { used_percent: Some(pct), window_minutes: Some(minutes), resets_at: Some(t(reset)) };
         let ev = RateLimitsEvent { primary: Some(w), secondary: None, limit_id: None, plan_type: None, account: None, at: t(NOW), session_id: None };
         s.record(name, &ev);
+    }
+
+    #[test]
+    fn a_reading_stored_without_window_lengths_is_5h_then_weekly() {
+        let u = Usage {
+            primary_used_percent: Some(50.0),
+            secondary_used_percent: Some(97.0),
+            resets_at: Some(t("2026-11-24T20:00:00Z")),
+            secondary_resets_at: Some(t("2026-11-28T20:00:00Z")),
+            seen_at: t(NOW),
+            primary_window_minutes: None,
+            secondary_window_minutes: None,
+        };
+        let w = u.windows(&Thresholds::default(), t(NOW));
+        assert_eq!((w[0].name.as_str(), w[1].name.as_str(), w[1].over), ("5h", "week", false), "97% is under the weekly 98%");
     }
 
     #[test]

@@ -1125,6 +1125,7 @@ mod real {
         let tui = Tui::spawn(r.hs_run(), 30, 110);
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("first question");
+        let first = r.mock.wait_for(|q| q.is_turn() && q.body.contains("first question"), WAIT).expect("the first turn");
         wait_log(&r, "stopping codex to continue on acc2", &tui);
         tui.submit("typed meanwhile");
         let next = r
@@ -1132,6 +1133,7 @@ mod real {
             .wait_for(|q| q.is_turn() && q.body.contains("typed meanwhile"), WAIT)
             .unwrap_or_else(|| panic!("the prompt typed during the switch did not reach the mock; screen:\n{}", tui.screen()));
         assert_eq!((next.account_id.as_deref(), next.status), (Some("acct-acc2"), 200));
+        assert_eq!(next.session_id, first.session_id, "in the same session");
         let log = std::fs::read_to_string(r.hs_run_log()).unwrap();
         assert!(log.contains("codex shows its composer: typing the 15 key bytes held for it, Enter after a pause"), "{log}");
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
