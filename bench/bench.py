@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """codex-hotswap benchmarks, each beside its baseline in the same run (see shell/bench).
 
-Usage: bench/bench.py BIN_DIR WORK_DIR [relay|echo|startup|switch ...]
+Usage: bench/bench.py BIN_DIR WORK_DIR [relay|echo|startup|switch|boundary ...]
 BIN_DIR holds the release hs-* tools and fake-codex (built with --features test-fakes).
 Every figure goes to stdout as a markdown table row; details go to stderr.
 Each benchmark runs the tools in a sealed HOME under WORK_DIR with fake logins (unsigned JWTs).
@@ -416,10 +416,72 @@ def switch(bin_dir, work, n=10):
             f"the switch itself {statistics.mean(rest):.0f} ms", "< 300 ms")
 
 
+# ---- boundary switch ----
+
+def rollout_times(root, kind):
+    """The times of the rollouts' event records of `kind` (e.g. task_complete), in order."""
+    from datetime import datetime
+    out = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f.startswith("rollout-") and f.endswith(".jsonl"):
+                for line in open(os.path.join(d, f)):
+                    v = json.loads(line)
+                    if (v.get("payload") or {}).get("type") == kind:
+                        out.append(datetime.fromisoformat(v["timestamp"].replace("Z", "+00:00")).timestamp())
+    return sorted(out)
+
+
+def boundary(bin_dir, work, n=10):
+    """A turn ends with the account at 96 % of its 5 h window: task_complete → the resumed codex
+    has drawn its screen (composer included), with the fake codex, n times in one session."""
+    s = Sealed(bin_dir, work, "boundary", n + 1)
+    fake = s.tool("fake-codex")
+    marks = os.path.join(s.root, "marks")
+    wrapper = s.script("codex", "#!/bin/bash\n"
+                       f"[[ \" $* \" == *\" --help \"* ]] && exec '{fake}' \"$@\"\n"
+                       f"echo \"start $EPOCHREALTIME\" >> '{marks}'\n"
+                       f"'{fake}' \"$@\"; rc=$?\n"
+                       f"echo \"end $EPOCHREALTIME\" >> '{marks}'\n"
+                       "exit $rc\n")
+    env = dict(s.env, CODEX_HOTSWAP_REAL_CODEX=wrapper, FAKE_CODEX_LOG=os.path.join(s.root, "fake.jsonl"),
+               FAKE_CODEX_USED="96")
+    p, m = pty_spawn([s.tool("hs-run"), "--max-swaps", str(n)], env, s.home)
+    drawn, buf = [], b""
+    end = time.monotonic() + 120
+    while len(drawn) < n + 1 and time.monotonic() < end:
+        if select.select([m], [], [], 0.01)[0]:
+            buf += os.read(m, 65536)
+        if buf.count("› ready".encode()) > len(drawn):
+            drawn.append(time.time())
+            if len(drawn) <= n:
+                # the next prompt: text, a pause, Enter (its turn ends 100 ms later)
+                time.sleep(0.3)
+                os.write(m, b"go")
+                time.sleep(0.3)
+                os.write(m, b"\r")
+    os.write(m, b"q")
+    drain(m, p)
+    events = [l.split() for l in open(marks)]
+    starts = [float(t) for k, t in events if k == "start"]
+    ends = [float(t) for k, t in events if k == "end"]
+    done = rollout_times(s.home, "task_complete")
+    if len(drawn) != n + 1 or len(done) < n or len(starts) != n + 1:
+        raise RuntimeError(f"boundary: {len(drawn)} screens, {len(done)} turn ends, {len(starts)} starts")
+    total = [(drawn[k + 1] - done[k]) * 1e3 for k in range(n)]
+    stop = [(ends[k] - done[k]) * 1e3 for k in range(n)]
+    between = [(starts[k + 1] - ends[k]) * 1e3 for k in range(n)]
+    log(f"boundary: task_complete→resumed screen {[round(x) for x in total]} ms; old codex stopped after "
+        f"{[round(x) for x in stop]} ms; between the two codex {[round(x) for x in between]} ms")
+    row(f"boundary switch, TUI (PTY): task_complete → resumed codex drew its screen (mean of {n})",
+        f"{statistics.mean(total):.0f} ms", f"stopping the old codex {statistics.mean(stop):.0f} ms",
+        f"hs-run between the two {statistics.mean(between):.0f} ms", "< 500 ms")
+
+
 def main():
     bin_dir, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    which = sys.argv[3:] or ["relay", "echo", "startup", "switch"]
-    funcs = {"relay": relay, "echo": echo, "startup": startup, "switch": switch}
+    which = sys.argv[3:] or ["relay", "echo", "startup", "switch", "boundary"]
+    funcs = {"relay": relay, "echo": echo, "startup": startup, "switch": switch, "boundary": boundary}
     for w in which:
         funcs[w](bin_dir, work)
 

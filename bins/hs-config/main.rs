@@ -21,6 +21,9 @@ use shared::paths::Paths;
 ///   max_swaps         most switches in one run (default 8)
 ///   resend_prompt_after  a resumed codex TUI that has started no turn this long after its
 ///                     start gets the continue prompt typed for it (default 8s; off: never)
+///   switch_at         usage at which an account is left at the next turn end and passed over
+///                     by new sessions, per window length: off, or like 5h=95,7d=98
+///                     (default 95 for windows shorter than a week, 98 for the weekly one)
 ///
 /// `hs-config codex` prints the real codex every tool runs: $CODEX_HOTSWAP_REAL_CODEX, else
 /// real_codex, else the first `codex` on PATH that is neither the codex-hotswap shim nor hs-run;
@@ -80,7 +83,7 @@ fn as_map(c: &Config) -> serde_json::Map<String, serde_json::Value> {
 }
 
 const KEYS: &[&str] =
-    &["default_cooldown", "policy", "shared_home", "real_codex", "continue_prompt", "on_swap", "on_exhausted", "max_swaps", "resend_prompt_after"];
+    &["default_cooldown", "policy", "shared_home", "real_codex", "continue_prompt", "on_swap", "on_exhausted", "max_swaps", "resend_prompt_after", "switch_at"];
 
 fn check_key(key: &str) -> Result<()> {
     if !KEYS.contains(&key) {
@@ -104,6 +107,8 @@ fn run(cmd: Cmd, paths: &Paths) -> Result<i32> {
             update(paths, |m| {
                 let v = if key == "max_swaps" {
                     serde_json::Value::from(value.parse::<u32>().map_err(|_| anyhow::anyhow!("max_swaps takes a whole number, not {value:?}"))?)
+                } else if key == "switch_at" {
+                    serde_json::to_value(shared::usage::parse_setting(&value)?)?
                 } else {
                     serde_json::Value::String(value.clone())
                 };
@@ -168,6 +173,7 @@ fn update(paths: &Paths, f: impl FnOnce(&mut serde_json::Map<String, serde_json:
     let new: Config = serde_json::from_value(serde_json::Value::Object(m)).map_err(|e| anyhow::anyhow!("invalid value: {e}"))?;
     new.cooldown()?;
     new.resend_prompt_after()?;
+    new.thresholds()?;
     shared::jsonfile::write(&paths.config(), &new)
 }
 

@@ -26,12 +26,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Every account: current or not, available, exhausted (until when, why) or login_needed
-    /// (why, and the fix), last usage seen.
+    /// Every account: current or not, available, near its limit, exhausted (until when, why) or
+    /// login_needed (why, and the fix), and a bar per usage window (used share, when it resets).
     Status {
-        /// One JSON object per line: name, current, state, until, reason, kind, and when recorded
-        /// primary_used_percent, secondary_used_percent, resets_at, secondary_resets_at, seen_at;
-        /// for state login_needed also fix and since.
+        /// One JSON object per line: name, current, state (available, near_limit, exhausted,
+        /// login_needed), until, reason, kind, windows (name, window_minutes, used_percent,
+        /// resets_at, switch_at, stale, over), and when recorded primary_used_percent,
+        /// secondary_used_percent, resets_at, secondary_resets_at, seen_at,
+        /// primary_window_minutes, secondary_window_minutes; for login_needed also fix and since.
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +46,10 @@ enum Cmd {
         /// Print the account without moving to it.
         #[arg(long)]
         dry_run: bool,
+        /// Only an account under its usage thresholds (switch_at) will do: exit 1 when none is
+        /// (without it, the least used available account is taken then).
+        #[arg(long)]
+        under_threshold: bool,
     },
     /// Print the account a new session should start on: the current one if available, else the
     /// next (the current account is not changed).
@@ -74,7 +80,8 @@ enum Cmd {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Clear the exhaustion of NAME, or of every account (a dead login stays: see login-needed).
+    /// Clear the exhaustion (and the usage seen) of NAME, or of every account (a dead login
+    /// stays: see login-needed).
     Reset { name: Option<String> },
     /// Mark NAME's login dead (its tokens were revoked or spent): `pick` and `next` skip it until
     /// it is logged in again (`hs-vault login NAME` clears the mark; so does `--clear`).
@@ -99,8 +106,9 @@ fn main() {
 
 fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
     let (reg, config) = rotate::load_context(paths)?;
+    let rules = rotate::Rules::new(config.policy(), config.thresholds()?);
     match cmd {
-        Cmd::Status { json } => status(paths, &reg, json, now),
+        Cmd::Status { json } => status(paths, &reg, &rules.thresholds, json, now),
         Cmd::Current => {
             let state = State::load(paths)?;
             match state.current(&reg) {
@@ -124,9 +132,10 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
             cli::print_text(&format!("{name}\n"))?;
             Ok(EXIT_OK)
         }
-        Cmd::Next { dry_run } => {
+        Cmd::Next { dry_run, under_threshold } => {
+            let rules = rotate::Rules { under_threshold_only: under_threshold, ..rules };
             let choice = State::update(paths, |s| {
-                let choice = rotate::next(&reg, s, config.policy(), now);
+                let choice = rotate::next(&reg, s, &rules, now);
                 if let (Choice::Account(a), false) = (&choice, dry_run) {
                     s.current = Some(a.clone());
                     s.expire(now);
@@ -137,7 +146,7 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
         }
         Cmd::Pick => {
             let state = State::load(paths)?;
-            answer(&reg, rotate::pick(&reg, &state, config.policy(), now), "no account available", now)
+            answer(&reg, rotate::pick(&reg, &state, &rules, now), "no account available", now)
         }
         Cmd::Exhaust { name, until, for_, reason, event } => exhaust(paths, &reg, &config, name, until, for_, reason, event, now),
         Cmd::Record { event, account } => record(paths, &reg, &event, account),
@@ -163,10 +172,10 @@ fn run(cmd: Cmd, paths: &Paths, now: DateTime<Utc>) -> Result<i32> {
             }
             State::update(paths, |s| {
                 match &name {
-                    Some(n) => s.reset(n),
+                    Some(n) => s.reset_all(n),
                     None => {
                         let all: Vec<String> = s.accounts.keys().cloned().collect();
-                        all.iter().for_each(|n| s.reset(n));
+                        all.iter().for_each(|n| s.reset_all(n));
                     }
                 }
                 Ok(())
@@ -209,9 +218,9 @@ fn answer(reg: &Registry, choice: Choice, none: &str, now: DateTime<Utc>) -> Res
     }
 }
 
-fn status(paths: &Paths, reg: &Registry, json: bool, now: DateTime<Utc>) -> Result<i32> {
+fn status(paths: &Paths, reg: &Registry, th: &shared::usage::Thresholds, json: bool, now: DateTime<Utc>) -> Result<i32> {
     let state = State::load(paths)?;
-    let entries = rotate::status(reg, &state, now);
+    let entries = rotate::status(reg, &state, th, now);
     if json {
         for e in &entries {
             cli::print_json(e)?;
@@ -221,25 +230,18 @@ fn status(paths: &Paths, reg: &Registry, json: bool, now: DateTime<Utc>) -> Resu
     if entries.is_empty() {
         return Ok(no_accounts());
     }
-    let pct = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{p:.0}%"));
-    let mut rows = vec![["", "NAME", "STATE", "UNTIL", "USED 5H", "USED WEEK", "REASON"].map(String::from).to_vec()];
-    for e in &entries {
-        let u = e.usage.as_ref();
-        rows.push(vec![
-            if e.current { "*".into() } else { "".into() },
-            e.name.clone(),
-            e.state.to_string(),
-            e.until.map_or("-".into(), |t| format!("{} (in {})", local_short(t, now), human(t - now))),
-            pct(u.and_then(|u| u.primary_used_percent)),
-            pct(u.and_then(|u| u.secondary_used_percent)),
-            match &e.fix {
-                Some(fix) => format!("{} (fix: {fix})", e.reason.clone().unwrap_or_default()),
-                None => e.reason.clone().unwrap_or_default(),
-            },
-        ]);
-    }
-    cli::print_text(&cli::table(&rows))?;
+    let out = std::io::stdout();
+    let tty = std::io::IsTerminal::is_terminal(&out);
+    // colour on a terminal only, and not with NO_COLOR set
+    let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or_else(|| tty.then(terminal_width).flatten()).unwrap_or(80);
+    cli::print_text(&shared::status_view::render(&entries, now, width, color))?;
     Ok(EXIT_OK)
+}
+
+/// The terminal's width, when stdout is one.
+fn terminal_width() -> Option<usize> {
+    shared::pty::window_size(std::os::fd::AsFd::as_fd(&std::io::stdout())).map(|w| w.ws_col as usize).filter(|w| *w > 0)
 }
 
 /// Reads JSON lines from stdin: events of the wanted kind, skipping other lines and types.

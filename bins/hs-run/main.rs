@@ -27,6 +27,12 @@ use std::path::PathBuf;
 /// "created with a different ChatGPT account"), a new session there gets the conversation so far
 /// as text (at most 64 KiB) as its first prompt.
 ///
+/// Before the limit: when a turn of the TUI ends with the account's usage at or over a
+/// threshold ("switch_at" in config.json: 95% of a short window, 98% of the weekly one by
+/// default), the same session moves to an account under its thresholds right then, with
+/// `codex resume <SESSION_ID>` and no prompt (nothing was cut). Keys typed during a switch are
+/// typed into the resumed codex once it shows its composer.
+///
 /// Only model sessions are wrapped: the TUI, `resume`, `fork`, `exec` and `review`. Everything
 /// else (`--version`, `--help`, `login`, `mcp`, …) runs the real codex untouched.
 ///
@@ -133,6 +139,7 @@ fn main() {
         let no_daemon = args.kind == Kind::Tui
             && codex_features::supports_no_daemon(&codex, &shared::run::feature_cache(&paths.state_dir))?;
         let resend_prompt_after = config.resend_prompt_after()?;
+        let thresholds = config.thresholds()?;
         let opts = shared::run::Options {
             cwd: shared::run::codex_cwd(&args, &here),
             args,
@@ -146,6 +153,7 @@ fn main() {
             },
             resend_prompt_after,
             max_swaps: cli.max_swaps.or(config.max_swaps).unwrap_or(8),
+            thresholds,
             on_exhausted: match cli.on_exhausted {
                 Some(Exhausted::Wait) => OnExhausted::Wait,
                 Some(Exhausted::Exit) => OnExhausted::Exit,

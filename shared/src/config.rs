@@ -69,6 +69,11 @@ pub struct Config {
     /// the continue prompt for it (default `8s`; `off`: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend_prompt_after: Option<String>,
+    /// When an account counts as near its limit, per usage window (see [`crate::usage`]):
+    /// `"off"` or `{"5h": 95, "7d": 98}` (default 95 % for windows shorter than a week, 98 %
+    /// for the weekly one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_at: Option<crate::usage::SwitchAt>,
 }
 
 impl Config {
@@ -91,6 +96,11 @@ impl Config {
         }
         let d = crate::duration::parse(text).map_err(|e| anyhow::anyhow!("config resend_prompt_after: {e} (or off)"))?;
         Ok(Some(d.to_std().unwrap_or_default()))
+    }
+
+    /// `switch_at`, checked.
+    pub fn thresholds(&self) -> Result<crate::usage::Thresholds> {
+        crate::usage::Thresholds::from_config(self.switch_at.as_ref())
     }
 
     pub fn policy(&self) -> Policy {

@@ -41,6 +41,9 @@ pub enum LimitKind {
     PlanNotIncluded,
     /// "exceeded retry limit, last status: 429 Too Many Requests"
     RateLimited,
+    /// Not a limit codex reported: hs-run left the account at a turn boundary because its usage
+    /// was at or over a threshold (`switch_at`; swap events only).
+    NearLimit,
     #[serde(other)]
     Other,
 }
@@ -55,6 +58,7 @@ impl LimitKind {
             LimitKind::Quota => "quota",
             LimitKind::PlanNotIncluded => "plan_not_included",
             LimitKind::RateLimited => "rate_limited",
+            LimitKind::NearLimit => "near_limit",
             LimitKind::Other => "other",
         }
     }

@@ -24,3 +24,5 @@ pub mod registry;
 pub mod rotate;
 pub mod rollout;
 pub mod run;
+pub mod status_view;
+pub mod usage;

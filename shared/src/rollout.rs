@@ -130,6 +130,12 @@ pub struct Follower {
     turn_started: Option<DateTime<Utc>>,
     /// Errors read that are no limit (see [`Follower::take_errors`]).
     errors: Vec<TurnError>,
+    /// The time of the last `task_complete` read, and how many were read: a turn ended.
+    turn_ended: Option<DateTime<Utc>>,
+    turns_ended: u64,
+    turns_started: u64,
+    /// The last of `task_started` / `task_complete` read is a `task_started`.
+    running: bool,
 }
 
 /// An error codex recorded for a turn that is not a limit (a refused login, a refused request).
@@ -139,6 +145,20 @@ pub struct TurnError {
     /// `codex_error_info` when it is a string (`"unauthorized"`, `"other"`).
     pub info: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// Where the turns of a session stand, as far as its rollout was read.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Turns {
+    /// When the last turn began (`task_started`).
+    pub started: Option<DateTime<Utc>>,
+    /// When the last turn ended (`task_complete`), and how many ended.
+    pub ended: Option<DateTime<Utc>>,
+    pub ended_count: u64,
+    /// How many turns began.
+    pub started_count: u64,
+    /// A turn runs: the last of the two records read is a `task_started`.
+    pub running: bool,
 }
 
 impl Follower {
@@ -170,6 +190,10 @@ impl Follower {
             full_until: None,
             turn_started: None,
             errors: Vec::new(),
+            turn_ended: None,
+            turns_ended: 0,
+            turns_started: 0,
+            running: false,
         })
     }
 
@@ -181,6 +205,17 @@ impl Follower {
     /// When the last turn read began (its `task_started` record).
     pub fn turn_started(&self) -> Option<DateTime<Utc>> {
         self.turn_started
+    }
+
+    /// The turn boundaries read so far.
+    pub fn turns(&self) -> Turns {
+        Turns {
+            started: self.turn_started,
+            ended: self.turn_ended,
+            ended_count: self.turns_ended,
+            started_count: self.turns_started,
+            running: self.running,
+        }
     }
 
     /// The session id, once the `session_meta` line was read.
@@ -253,11 +288,18 @@ impl Follower {
             "event_msg" => match payload.get("type")?.as_str()? {
                 "task_started" | "turn_started" => {
                     self.turn_started = Some(at);
+                    self.turns_started += 1;
+                    self.running = true;
                     self.reported_in_turn.clear();
                     self.full_until = None;
                     None
                 }
-                "task_complete" | "turn_complete" => self.limit(payload.get("error")?, at),
+                "task_complete" | "turn_complete" => {
+                    self.turn_ended = Some(at);
+                    self.turns_ended += 1;
+                    self.running = false;
+                    self.limit(payload.get("error")?, at)
+                }
                 "error" => self.limit(payload, at),
                 "token_count" => self.rate_limits(payload.get("rate_limits")?, at),
                 _ => None,
@@ -414,5 +456,28 @@ mod tests {
         assert!(errs[0].message.starts_with("Your access token could not be refreshed"));
         assert_eq!(errs[0].at, "2026-11-24T18:05:00Z".parse::<DateTime<Utc>>().unwrap());
         assert!(f.take_errors().is_empty());
+    }
+
+    #[test]
+    fn turn_boundaries_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        append(&path, &format!("{META}\n"));
+        let mut f = Follower::open(&path, FollowOptions::default()).unwrap();
+        f.poll().unwrap();
+        assert_eq!(f.turns(), Turns::default());
+        let started = r#"{"timestamp":"2026-11-24T18:01:00Z","type":"event_msg","payload":{"type":"task_started"}}"#;
+        let done = r#"{"timestamp":"2026-11-24T18:01:05Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"hi"}}"#;
+        append(&path, &format!("{started}\n"));
+        f.poll().unwrap();
+        assert!(f.turns().running);
+        append(&path, &format!("{done}\n"));
+        assert!(f.poll().unwrap().is_empty(), "a turn's end is no event");
+        let t = f.turns();
+        assert_eq!((t.running, t.ended_count, t.ended), (false, 1, Some("2026-11-24T18:01:05Z".parse().unwrap())));
+        // a turn that starts in the same read as the last one ended: running
+        append(&path, &format!("{done}\n{started}\n"));
+        f.poll().unwrap();
+        assert_eq!((f.turns().running, f.turns().ended_count), (true, 2));
     }
 }

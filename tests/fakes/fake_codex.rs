@@ -35,6 +35,16 @@
 //!   the backend's 400 `invalid_encrypted_content` body (as the dead login does), or, with
 //!   `FAKE_CODEX_ACCOUNT_CHECK=1`, at once: `Error: thread/resume failed: This thread was created
 //!   with a different ChatGPT account…` and exit 1, nothing written
+//!
+//! Turns of the TUI: Enter submits the composer (`task_started`, the user message, then, as the
+//! backend's answer arrives, a `token_count`); `FAKE_CODEX_TURN_MS` (default 100) later the
+//! answer `• fake answer to: <text>` is drawn and `task_complete` written.
+//! - `FAKE_CODEX_USED`: the 5 h window's used percent in the turns' `token_count`, a list by n
+//!   (default 42.5); `FAKE_CODEX_USED_RESETS_IN`: its reset in seconds from now (negative: already
+//!   reset, a stale reading; default the session's reset time)
+//! - `FAKE_CODEX_WINDOWS=weekly`: the plan reports only a weekly window (as `primary`)
+//! - `FAKE_CODEX_READY_MS`: the TUI draws its composer (`› ready`, the cursor after it) this long
+//!   after it starts; plain keys that arrive before are appended to `$FAKE_CODEX_LOG.early`
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -257,6 +267,29 @@ impl Rollout {
         self.file.flush().unwrap();
     }
 
+    /// A turn's `token_count` as `FAKE_CODEX_USED` / `FAKE_CODEX_WINDOWS` say.
+    fn turn_usage(&mut self, n: u64, resets_at: i64) {
+        let used = env("FAKE_CODEX_USED")
+            .and_then(|s| {
+                let list: Vec<f64> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+                list.get(n as usize - 1).or(list.last()).copied()
+            })
+            .unwrap_or(42.5);
+        let reset = env("FAKE_CODEX_USED_RESETS_IN")
+            .and_then(|s| s.parse::<i64>().ok())
+            .map_or(resets_at, |secs| chrono::Utc::now().timestamp() + secs);
+        let weekly_only = env("FAKE_CODEX_WINDOWS").as_deref() == Some("weekly");
+        let (primary, secondary) = if weekly_only {
+            (serde_json::json!({"used_percent":used,"window_minutes":10080,"resets_at":reset}), serde_json::Value::Null)
+        } else {
+            (
+                serde_json::json!({"used_percent":used,"window_minutes":300,"resets_at":reset}),
+                serde_json::json!({"used_percent":12.0,"window_minutes":10080,"resets_at":reset + 86400}),
+            )
+        };
+        self.line(serde_json::json!({"type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":{"limit_id":"codex","primary":primary,"secondary":secondary,"plan_type":null}}}));
+    }
+
     fn usage(&mut self, used: f64, resets_at: i64) {
         self.line(serde_json::json!({"type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":{"limit_id":"codex","primary":{"used_percent":used,"window_minutes":300,"resets_at":resets_at},"secondary":{"used_percent":12.0,"window_minutes":10080,"resets_at":resets_at + 86400},"plan_type":null}}}));
     }
@@ -328,14 +361,28 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     let code: i32 = env("FAKE_CODEX_EXIT").and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut ctrl_c = 0;
     let mut typed = String::new();
-    out(&format!("\x1b[{};1H› ready", row + 1));
     let prompt_row = row + 1;
+    if let Some(ms) = env("FAKE_CODEX_READY_MS").and_then(|d| d.parse::<u64>().ok()) {
+        // not ready yet: plain keys that come now are logged as early
+        read_for(ms, |got| {
+            let plain: Vec<u8> = got.iter().copied().filter(|b| *b != 0x1b).collect();
+            if let (Some(log), false) = (env("FAKE_CODEX_LOG"), plain.is_empty()) {
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(format!("{log}.early")).unwrap();
+                f.write_all(&plain).unwrap();
+            }
+            false
+        });
+    }
+    out(&format!("\x1b[{prompt_row};1H› ready"));
+    let mut turn_end: Option<(Instant, String)> = None;
+    let turn_ms = env("FAKE_CODEX_TURN_MS").and_then(|d| d.parse().ok()).unwrap_or(100);
+    let mut answers = 0;
     // codex sends the prompt given to `resume` as the session's next turn (the fake can drop it,
     // as codex 0.169.0 sometimes does under load)
     let turn = |rollout: &mut Rollout, text: &str| {
         rollout.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_started"}}));
         rollout.line(serde_json::json!({"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":text}]}}));
-        out(&format!("\x1b[{};1H› {}\x1b[K", prompt_row + 2, text.lines().next().unwrap_or("")));
+        out(&format!("\x1b[{};1H› {}\x1b[K\x1b[{prompt_row};3H", prompt_row + 2, text.lines().next().unwrap_or("")));
         if let Some((err, info)) = failure {
             rollout.failed_turn(err, info);
             out(&format!("\x1b[{};1H\x1b[31m■\x1b[0m {err}\x1b[K", prompt_row + 4));
@@ -353,6 +400,17 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
     }
     let mut buf = [0u8; 256];
     loop {
+        if let Some((at, text)) = turn_end.take() {
+            if Instant::now() >= at {
+                answers += 1;
+                let answer = format!("fake answer to: {text}");
+                out(&format!("\x1b[{};1H• {answer}\x1b[K\x1b[{prompt_row};{}H", prompt_row + 3 + answers, 3 + typed.len()));
+                rollout.line(serde_json::json!({"type":"event_msg","payload":{"type":"agent_message","message":answer}}));
+                rollout.line(serde_json::json!({"type":"event_msg","payload":{"type":"task_complete","last_agent_message":answer}}));
+            } else {
+                turn_end = Some((at, text));
+            }
+        }
         if winch.swap(false, std::sync::atomic::Ordering::SeqCst) {
             out(&format!("\x1b[1;1H>_ Fake Codex (session {}) size {}\x1b[K", rollout.id, size()));
         }
@@ -413,7 +471,13 @@ fn tui(args: &[String], sub: &[&str], rest: &[String]) {
                 }
                 b'\r' => {
                     turn(&mut rollout, &typed);
+                    if failure.is_none() {
+                        // the backend's answer brings the usage reading, before the turn ends
+                        rollout.turn_usage(n, resets_at);
+                        turn_end = Some((Instant::now() + Duration::from_millis(turn_ms), typed.clone()));
+                    }
                     typed.clear();
+                    out(&format!("\x1b[{prompt_row};3H\x1b[K"));
                 }
                 c if (0x20..0x7f).contains(&c) => {
                     typed.push(c as char);
@@ -474,6 +538,18 @@ fn sign_in_screen(args: &[String]) -> ! {
 fn shut_down(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32, prompt_row: usize) -> ! {
     out(&format!("\x1b[?2026h\x1b[{prompt_row};1H\x1b[2m› Shutting down...\x1b[0m\x1b[K\x1b[?2026l"));
     let ms = env("FAKE_CODEX_SHUTDOWN_MS").and_then(|d| d.parse().ok()).unwrap_or(0);
+    read_for(ms, |got| {
+        let cut = got.contains(&0x03);
+        if let (true, Some(log)) = (cut, env("FAKE_CODEX_LOG")) {
+            let _ = std::fs::write(format!("{log}.cut"), id);
+        }
+        cut
+    });
+    finish(id, saved, code)
+}
+
+/// Reads stdin for `ms` milliseconds, giving each read to `each` (which ends it by returning true).
+fn read_for(ms: u64, mut each: impl FnMut(&[u8]) -> bool) {
     let end = Instant::now() + Duration::from_millis(ms);
     let stdin = std::io::stdin();
     let mut buf = [0u8; 256];
@@ -482,15 +558,11 @@ fn shut_down(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32, pr
         let _ = nix::poll::poll(&mut fds, 20u16);
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
             let n = stdin.lock().read(&mut buf).unwrap_or(0);
-            if buf[..n].contains(&0x03) {
-                if let Some(log) = env("FAKE_CODEX_LOG") {
-                    let _ = std::fs::write(format!("{log}.cut"), id);
-                }
-                break;
+            if each(&buf[..n]) {
+                return;
             }
         }
     }
-    finish(id, saved, code)
 }
 
 fn finish(id: &str, saved: Option<&nix::sys::termios::Termios>, code: i32) -> ! {

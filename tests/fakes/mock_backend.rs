@@ -31,6 +31,9 @@ struct Cli {
     /// account). Repeatable. Accounts not named answer "mock answer N".
     #[arg(long = "account", value_name = "ID=BEHAVIOUR")]
     accounts: Vec<String>,
+    /// The 5 h window's used percent an account's answers report (default 42.5). Repeatable.
+    #[arg(long = "used", value_name = "ID=PERCENT")]
+    used: Vec<String>,
     /// Log a fake account in: writes CODEX_HOME/auth.json for NAME (account id acct-NAME,
     /// NAME@example.com) with PLAN, and CODEX_HOME/config.toml pointing at this mock and trusting
     /// the current folder. Repeatable.
@@ -75,6 +78,11 @@ fn run(cli: Cli) -> Result<()> {
     let mock = MockBackend::try_start(&cli.dir)?;
     for (id, b) in behaviours {
         mock.set_behaviour(&id, b);
+    }
+    for spec in &cli.used {
+        let parsed = spec.split_once('=').and_then(|(id, p)| Some((id, p.parse::<f64>().ok()?)));
+        let Some((id, pct)) = parsed else { bail!("--used {spec:?}: expected ID=PERCENT") };
+        mock.set_used_percent(id, pct);
     }
     let cwd = std::env::current_dir().context("current folder")?;
     for (home, acct) in &logins {

@@ -42,7 +42,87 @@ fn status_current_use() {
     let r = t.run("hs-rotate", &["use", "zzz"]).code(2);
     assert_eq!(r.stderr.trim(), "hs-rotate: unknown account 'zzz' (known: acc1, acc2, acc3)");
     let human = t.run("hs-rotate", &["status"]).ok().stdout;
-    assert!(human.lines().nth(3).unwrap().starts_with("*  acc3  available"), "{human}");
+    let acc3 = human.lines().find(|l| l.contains("acc3")).unwrap();
+    assert_eq!(acc3, "* acc3  available", "{human}");
+    assert!(human.contains("no usage seen yet"), "{human}");
+}
+
+/// A `rate_limits` line of acc `name` with the 5h window at `pct`, reset in `secs`.
+fn usage_line(name: &str, pct: f64, secs: i64, weekly_pct: f64) -> String {
+    let now = chrono::Utc::now();
+    let r = |s: i64| (now + chrono::Duration::seconds(s)).to_rfc3339();
+    serde_json::json!({"type":"rate_limits","account":name,"at":now.to_rfc3339(),
+        "primary":{"used_percent":pct,"window_minutes":300,"resets_at":r(secs)},
+        "secondary":{"used_percent":weekly_pct,"window_minutes":10080,"resets_at":r(5 * 86400)}})
+    .to_string()
+}
+
+#[test]
+fn near_limit_accounts_are_passed_over_by_new_sessions_and_said_so() {
+    let t = with_accounts(&["acc1", "acc2", "acc3"]);
+    let lines = [usage_line("acc1", 96.0, 4320, 12.0), usage_line("acc2", 40.0, 3600, 98.5)].join("\n");
+    t.run_stdin("hs-rotate", &["record", "--event", "-"], lines.as_bytes()).ok();
+    let st = status(&t);
+    let a1 = entry(&st, "acc1");
+    assert_eq!((a1["state"].as_str(), a1["current"].as_bool()), (Some("near_limit"), Some(true)));
+    assert_eq!(a1["reason"], "near limit: 5h window at 96% (switch at 95%)");
+    assert_eq!(a1["windows"][0]["name"], "5h");
+    assert_eq!((a1["windows"][0]["over"].as_bool(), a1["windows"][0]["switch_at"].as_f64()), (Some(true), Some(95.0)));
+    assert_eq!((a1["windows"][1]["name"].as_str(), a1["windows"][1]["over"].as_bool()), (Some("week"), Some(false)));
+    assert_eq!(a1["primary_window_minutes"], 300);
+    // acc2's weekly window is over its 98%
+    assert_eq!(entry(&st, "acc2")["state"], "near_limit");
+    // a new session starts on acc3; the current account stays acc1
+    assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc3\n");
+    assert_eq!(t.run("hs-rotate", &["current"]).ok().stdout, "acc1\n");
+    let human = t.run("hs-rotate", &["status"]).ok().stdout;
+    assert!(human.contains("* acc1  near limit: 5h window at 96% (switch at 95%) until"), "{human}");
+    assert!(human.contains("resets in 1h 1") && human.contains(" 96%"), "{human}");
+    assert!(!human.contains('\x1b'), "no colour off a terminal: {human}");
+    // every account near its limit: the least used one; a boundary switch finds none
+    t.run_stdin("hs-rotate", &["record", "--event", "-"], usage_line("acc3", 97.0, 3600, 1.0).as_bytes()).ok();
+    assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
+    let r = t.run("hs-rotate", &["next", "--under-threshold", "--dry-run"]).code(1);
+    assert!(r.stderr.contains("no other account available"), "{}", r.stderr);
+    assert_eq!(t.run("hs-rotate", &["next", "--dry-run"]).ok().stdout, "acc3\n");
+    // off: nobody is near a limit
+    t.run("hs-config", &["set", "switch_at", "off"]).ok();
+    assert!(status(&t).iter().all(|e| e["state"] == "available"));
+    assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
+    // per window length: 5h at 96.5%, weekly at 99%
+    t.run("hs-config", &["set", "switch_at", "5h=96.5,7d=99"]).ok();
+    assert_eq!(t.run("hs-config", &["get", "switch_at"]).ok().stdout, "{\"5h\":96.5,\"7d\":99.0}\n");
+    let st = status(&t);
+    let states: Vec<&str> = ["acc1", "acc2", "acc3"].iter().map(|n| entry(&st, n)["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["available", "available", "near_limit"]);
+}
+
+#[test]
+fn stale_usage_is_ignored() {
+    let t = with_accounts(&["acc1", "acc2"]);
+    // seen at 99%, but its window reset a minute ago
+    let old = usage_line("acc1", 99.0, -60, 10.0);
+    t.run_stdin("hs-rotate", &["record", "--event", "-"], old.as_bytes()).ok();
+    let a1 = entry(&status(&t), "acc1").clone();
+    assert_eq!(a1["state"], "available");
+    assert_eq!((a1["windows"][0]["stale"].as_bool(), a1["windows"][0]["over"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
+    assert!(t.run("hs-rotate", &["status"]).ok().stdout.contains("the window has reset since"));
+}
+
+#[test]
+fn bad_switch_at_is_refused_and_nothing_written() {
+    let t = with_accounts(&["acc1"]);
+    for bad in ["5h=120", "weekly=90", "sometimes", "5h"] {
+        let r = t.run("hs-config", &["set", "switch_at", bad]).code(2);
+        assert!(r.stderr.starts_with("hs-config: switch_at") || r.stderr.starts_with("hs-config: config switch_at"), "{bad}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    assert!(!t.config_dir().join("config.json").exists());
+    // a hand-edited bad value is named by every tool that reads it
+    std::fs::write(t.config_dir().join("config.json"), r#"{"version":1,"switch_at":{"5h":"lots"}}"#).unwrap();
+    let r = t.run("hs-rotate", &["pick"]).code(2);
+    assert!(r.stderr.contains("config switch_at: invalid percent \"lots\" for 5h"), "{}", r.stderr);
 }
 
 #[test]

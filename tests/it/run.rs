@@ -755,6 +755,238 @@ fn help_describes_options_and_exit_codes() {
     }
 }
 
+// ---- switching at a turn boundary near the limit (fake codex) ----
+
+mod boundary {
+    use super::*;
+
+    const NOTICE: &str = "codex-hotswap: acc1 is at 96% of its 5h window (resets ";
+
+    /// The rollout records of session `id` (every record type), in order.
+    fn records(e: &Env, id: &str) -> Vec<Value> {
+        let f = regular_files(&e.t.home.join(".codex/sessions")).into_iter().find(|f| f.to_string_lossy().contains(id)).unwrap();
+        std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn kinds(recs: &[Value]) -> Vec<String> {
+        recs.iter().map(|r| r["payload"]["type"].as_str().unwrap_or("").to_string()).collect()
+    }
+
+    /// Types a prompt as a person does: the text, a pause, Enter. (The fake codex takes `q`
+    /// and `d` as commands: prompts here have neither.)
+    fn submit(tui: &Tui, text: &str) {
+        tui.type_text(text);
+        std::thread::sleep(Duration::from_millis(300));
+        tui.send(b"\r");
+    }
+
+    fn start(e: &Env, envs: &[(&str, &str)]) -> Tui {
+        let tui = e.tui(&[], envs);
+        wait_text(e, &tui, "› ready");
+        tui
+    }
+
+    /// Waits for `text`, showing hs-run's log when it does not come.
+    #[track_caller]
+    fn wait_text(e: &Env, tui: &Tui, text: &str) {
+        tui.wait_for_text(text, T).unwrap_or_else(|err| panic!("{err}\nhs-run's log:\n{}", hs_log(e)));
+    }
+
+    /// hs-run's troubleshooting log.
+    fn hs_log(e: &Env) -> String {
+        std::fs::read_to_string(e.t.root().join("hs-run.log")).unwrap_or_default()
+    }
+
+    fn env_with_log(accounts: usize) -> Env {
+        let mut e = Env::new(accounts);
+        let log = e.t.root().join("hs-run.log");
+        e.t.set("CODEX_HOTSWAP_LOG", log);
+        e
+    }
+
+    #[test]
+    fn a_turn_that_ends_near_the_limit_moves_the_session_without_a_prompt() {
+        let e = env_with_log(3);
+        // the usage crosses 95% mid-turn (the answer's token_count); the turn ends 1.5 s later
+        let tui = start(&e, &[("FAKE_CODEX_USED", "96,10"), ("FAKE_CODEX_TURN_MS", "1500")]);
+        submit(&tui, "first prompt");
+        wait_text(&e, &tui, NOTICE);
+        tui.wait_for_text("; this session continues on acc2", T).unwrap();
+        tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+        wait_text(&e, &tui, "› ready");
+        let runs = e.runs();
+        let id = runs[0]["session_id"].as_str().unwrap().to_string();
+        assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", &id], "no continue prompt: nothing was cut");
+        assert_eq!((runs[0]["account_id"].as_str(), runs[1]["account_id"].as_str()), (Some("acct-acc1"), Some("acct-acc2")));
+        // the turn ended before codex was stopped: its answer and task_complete come before the
+        // resumed run's first record, and no turn was started for it
+        let k = kinds(&records(&e, &id));
+        let done = k.iter().position(|x| x == "task_complete").expect("the turn completed");
+        assert_eq!(&k[done - 1], "agent_message");
+        assert_eq!(k.iter().filter(|x| *x == "task_started").count(), 1, "{k:?}");
+        assert!(!e.log.with_extension("cut").exists() && !PathBuf::from(format!("{}.cut", e.log.display())).exists());
+        // the next prompt goes out on acc2, in the same session
+        submit(&tui, "next turn");
+        wait_text(&e, &tui, "fake answer to: next turn");
+        assert_eq!(turns_with(&e.t, "next turn"), 1);
+        let swaps = e.swaps();
+        assert_eq!(swaps.len(), 1, "{swaps:?}");
+        assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str(), swaps[0]["kind"].as_str()), (Some("acc1"), Some("acc2"), Some("near_limit")));
+        assert_eq!(swaps[0]["session_id"].as_str(), Some(id.as_str()));
+        assert_eq!(e.state_of("acc1")["state"], "near_limit");
+        assert_eq!(e.state_of("acc2")["state"], "available");
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+        assert_eq!(e.runs().len(), 2, "one switch; acc3 untouched");
+        e.assert_no_overlay();
+        assert!(hs_log(&e).contains("turn ended on acc1: 5h window at 96%: stopping codex to continue on acc2"), "{}", hs_log(&e));
+    }
+
+    #[test]
+    fn with_the_threshold_off_a_turn_ends_where_it_is() {
+        let e = env_with_log(2);
+        e.t.run("hs-config", &["set", "switch_at", "off"]).ok();
+        let tui = start(&e, &[("FAKE_CODEX_USED", "99")]);
+        submit(&tui, "first prompt");
+        wait_text(&e, &tui, "fake answer to: first prompt");
+        tui.wait_until(|_| hs_log(&e).contains("turn ended on acc1: staying"), T).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(e.runs().len(), 1);
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+        assert!(e.swaps().is_empty());
+    }
+
+    #[test]
+    fn text_in_the_composer_holds_the_switch_until_the_next_turn_end() {
+        let e = env_with_log(2);
+        let tui = start(&e, &[("FAKE_CODEX_USED", "96,10"), ("FAKE_CODEX_TURN_MS", "1200")]);
+        submit(&tui, "first prompt");
+        // typed during the turn, not sent: it sits in the composer when the turn ends
+        std::thread::sleep(Duration::from_millis(400));
+        tui.type_text("more to say");
+        wait_text(&e, &tui, "fake answer to: first prompt");
+        tui.wait_until(|_| hs_log(&e).contains("the composer may hold text"), T).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(e.runs().len(), 1, "no switch while text may be in the composer");
+        assert!(tui.screen_has("› more to say"), "{}", tui.screen());
+        // sent: that turn's end is the next boundary
+        tui.send(b"\r");
+        wait_text(&e, &tui, NOTICE);
+        tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+        assert_eq!(turns_with(&e.t, "more to say"), 1, "the text went out on acc1 before the switch");
+        wait_text(&e, &tui, "› ready");
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+    }
+
+    #[test]
+    fn a_stale_reading_does_not_switch() {
+        let e = env_with_log(2);
+        // 99%, but its window reset a minute ago
+        let tui = start(&e, &[("FAKE_CODEX_USED", "99"), ("FAKE_CODEX_USED_RESETS_IN", "-60")]);
+        submit(&tui, "first prompt");
+        tui.wait_until(|_| hs_log(&e).contains("turn ended on acc1: staying, under its thresholds (5h 99% (stale)"), T).unwrap();
+        assert_eq!(e.runs().len(), 1);
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+        assert_eq!(e.state_of("acc1")["state"], "available", "{:?}", e.state_of("acc1"));
+    }
+
+    #[test]
+    fn a_plan_with_only_a_weekly_window_switches_at_its_threshold() {
+        let e = env_with_log(2);
+        let tui = start(&e, &[("FAKE_CODEX_WINDOWS", "weekly"), ("FAKE_CODEX_USED", "99,10")]);
+        submit(&tui, "first prompt");
+        wait_text(&e, &tui, "codex-hotswap: acc1 is at 99% of its weekly window (resets ");
+        tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+        wait_text(&e, &tui, "› ready");
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+        let st = e.state_of("acc1");
+        assert_eq!((st["state"].as_str(), st["windows"][0]["name"].as_str()), (Some("near_limit"), Some("week")));
+    }
+
+    #[test]
+    fn every_account_over_its_threshold_stays_put_without_a_loop() {
+        let e = env_with_log(3);
+        let now = chrono::Utc::now();
+        for (name, pct) in [("acc2", 97.0), ("acc3", 99.0)] {
+            let line = serde_json::json!({"type":"rate_limits","account":name,"at":now.to_rfc3339(),
+                "primary":{"used_percent":pct,"window_minutes":300,"resets_at":(now + chrono::Duration::hours(2)).to_rfc3339()},"secondary":null});
+            e.t.run_stdin("hs-rotate", &["record", "--event", "-"], line.to_string().as_bytes()).ok();
+        }
+        let tui = start(&e, &[("FAKE_CODEX_USED", "96")]);
+        for (i, p) in ["first prompt", "next turn"].into_iter().enumerate() {
+            submit(&tui, p);
+            // (the next prompt only once hs-run has judged this turn's end: typed earlier, it
+            // would hold the switch back, as text in the composer does)
+            let staying = |_: &str| hs_log(&e).matches("no other account is under its thresholds: staying").count() == i + 1;
+            tui.wait_until(staying, T).unwrap_or_else(|err| panic!("{err}\n{}", hs_log(&e)));
+        }
+        assert_eq!(e.runs().len(), 1);
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+        assert!(e.swaps().is_empty());
+        // a new session starts on the least used account
+        assert_eq!(e.t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
+    }
+
+    #[test]
+    fn keys_typed_during_a_boundary_switch_reach_the_resumed_codex_once_its_composer_is_drawn() {
+        let e = env_with_log(2);
+        // the old codex takes 800 ms to shut down, the new one 800 ms to draw its composer
+        let envs = [("FAKE_CODEX_USED", "96,10"), ("FAKE_CODEX_SHUTDOWN_MS", "800"), ("FAKE_CODEX_READY_MS", "800")];
+        let tui = start(&e, &envs);
+        submit(&tui, "first prompt");
+        wait_text(&e, &tui, "Shutting down");
+        // the next prompt, typed while codex shuts down
+        tui.type_text("next prompt");
+        std::thread::sleep(Duration::from_millis(100));
+        tui.send(b"\r");
+        tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+        wait_text(&e, &tui, "fake answer to: next prompt");
+        assert_eq!(turns_with(&e.t, "next prompt"), 1);
+        let runs = e.runs();
+        let k = kinds(&records(&e, runs[0]["session_id"].as_str().unwrap()));
+        assert_eq!(k.iter().filter(|x| *x == "task_started").count(), 2, "{k:?}");
+        let early = format!("{}.early", e.log.display());
+        assert!(!std::path::Path::new(&early).exists(), "keys reached codex before its composer: {:?}", std::fs::read_to_string(&early));
+        assert!(hs_log(&e).contains("codex shows its composer: typing the 11 key bytes held for it, Enter after a pause"), "{}", hs_log(&e));
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+    }
+
+    #[test]
+    fn keys_typed_during_a_limit_switch_are_kept_too() {
+        let e = env_with_log(2);
+        let envs = [("FAKE_CODEX_LIMIT", "1"), ("FAKE_CODEX_SHUTDOWN_MS", "800"), ("FAKE_CODEX_READY_MS", "800")];
+        let tui = start(&e, &envs);
+        wait_text(&e, &tui, "Shutting down");
+        tui.type_text("type meanwhile");
+        tui.wait_until(|_| e.runs().len() == 2, T).unwrap();
+        wait_text(&e, &tui, "› type meanwhile");
+        assert!(!std::path::Path::new(&format!("{}.early", e.log.display())).exists());
+        tui.send(b"q");
+        assert_eq!(e.finished(&tui), 0);
+    }
+
+    #[test]
+    fn exec_is_never_stopped_for_a_threshold_and_the_next_run_starts_elsewhere() {
+        let e = Env::new(2);
+        let now = chrono::Utc::now();
+        let line = serde_json::json!({"type":"rate_limits","account":"acc1","at":now.to_rfc3339(),
+            "primary":{"used_percent":96.0,"window_minutes":300,"resets_at":(now + chrono::Duration::hours(2)).to_rfc3339()},"secondary":null});
+        e.t.run_stdin("hs-rotate", &["record", "--event", "-"], line.to_string().as_bytes()).ok();
+        let r = e.t.cmd("hs-run").args(["--", "exec", "--skip-git-repo-check", "do it"]).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        let runs = e.runs();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0]["account_id"], "acct-acc2");
+        assert!(e.swaps().is_empty());
+    }
+}
+
 // ---- the real codex 0.169.0 against the mock backend ----
 
 mod real {
@@ -840,6 +1072,110 @@ mod real {
         assert_no_overlay(&r.env);
         let turns_on_acc2 = r.mock.turns().into_iter().filter(|t| t.account_id.as_deref() == Some("acct-acc2")).count();
         assert!((1..=1 + resends(&r)).contains(&turns_on_acc2), "one limit, one switch, one resumed turn: {turns_on_acc2}");
+    }
+
+    /// acc1's answers report 96 % of its 5 h window; acc2 and acc3 answer at 42.5 %.
+    fn near_limit_world() -> RealWorld {
+        let [a1, a2, a3] = ["acc1", "acc2", "acc3"].map(|n| FakeAccount::new(n, "plus"));
+        let w = RealWorld::new(&[&a1, &a2, &a3]).with_hs_run();
+        for n in ["acc1", "acc2", "acc3"] {
+            w.mock.set_behaviour(&format!("acct-{n}"), Behaviour::Answer(format!("Hello from {n}")));
+        }
+        w.mock.set_used_percent("acct-acc1", 96.0);
+        w
+    }
+
+    fn wait_log(r: &RealWorld, what: &str, tui: &Tui) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !std::fs::read_to_string(r.hs_run_log()).unwrap_or_default().contains(what) {
+            assert!(std::time::Instant::now() < deadline, "hs-run's log never said {what:?}; screen:\n{}\nlog:\n{}", tui.screen(), std::fs::read_to_string(r.hs_run_log()).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn real_tui_moves_the_session_to_acc2_at_the_turn_boundary_near_the_limit() {
+        let r = near_limit_world();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        let first = r.mock.wait_for(|q| q.is_turn() && q.body.contains("first question"), WAIT).expect("the first turn");
+        assert_eq!((first.account_id.as_deref(), first.status), (Some("acct-acc1"), 200));
+        tui.wait_for_text("codex-hotswap: acc1 is at 96% of its 5h window (resets ", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.wait_for_text("; this session continues on acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // the resumed codex has drawn its composer: the next prompt goes out on acc2
+        wait_log(&r, "codex shows its composer", &tui);
+        tui.submit("second question");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("second question"), WAIT)
+            .unwrap_or_else(|| panic!("the second prompt did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!((next.account_id.as_deref(), next.status), (Some("acct-acc2"), 200));
+        assert_eq!(next.session_id, first.session_id, "same session on the next account");
+        assert!(next.body.contains("first question"), "the resumed thread carries the old conversation");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        // nothing was cut and nothing was added: one turn on acc1, answered; no continue prompt
+        let turns = r.mock.turns();
+        let on = |a: &str| turns.iter().filter(|t| t.account_id.as_deref() == Some(a)).count();
+        assert_eq!((on("acct-acc1"), on("acct-acc2")), (1, 1), "{}", r.requests_summary());
+        assert!(turns.iter().all(|t| t.status == 200 && !t.body.contains(DEFAULT_PROMPT)), "{}", r.requests_summary());
+        r.assert_acc3_untouched();
+        let swaps = swaps(&r.env);
+        assert_eq!(swaps.len(), 1, "{swaps:?}");
+        assert_eq!((swaps[0]["from"].as_str(), swaps[0]["to"].as_str(), swaps[0]["kind"].as_str()), (Some("acc1"), Some("acc2"), Some("near_limit")));
+        let mut tui = tui;
+        let st = quit_like_a_user(&mut tui);
+        assert_eq!(st.code(), Some(0), "{}", tui.screen());
+        assert_no_overlay(&r.env);
+    }
+
+    /// The next prompt typed while codex 0.169.0 shuts down (about two seconds) reaches acc2.
+    #[test]
+    fn real_tui_keys_typed_during_a_boundary_switch_reach_acc2() {
+        let r = near_limit_world();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        let first = r.mock.wait_for(|q| q.is_turn() && q.body.contains("first question"), WAIT).expect("the first turn");
+        wait_log(&r, "stopping codex to continue on acc2", &tui);
+        tui.submit("typed meanwhile");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("typed meanwhile"), WAIT)
+            .unwrap_or_else(|| panic!("the prompt typed during the switch did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!((next.account_id.as_deref(), next.status), (Some("acct-acc2"), 200));
+        assert_eq!(next.session_id, first.session_id, "in the same session");
+        let log = std::fs::read_to_string(r.hs_run_log()).unwrap();
+        assert!(log.contains("codex shows its composer: typing the 15 key bytes held for it, Enter after a pause"), "{log}");
+        tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let mut tui = tui;
+        assert_eq!(quit_like_a_user(&mut tui).code(), Some(0));
+    }
+
+    #[test]
+    fn real_tui_with_the_threshold_off_stays_on_acc1() {
+        let r = near_limit_world();
+        r.env.run("hs-config", &["set", "switch_at", "off"]).ok();
+        let tui = Tui::spawn(r.hs_run(), 30, 110);
+        tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("first question");
+        tui.wait_for_text("Hello from acc1", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        wait_log(&r, "turn ended on acc1: staying", &tui);
+        // codex 0.169.0 itself offers a cheaper model past 90 % (a popup that takes the next
+        // keys): keep the model, as a user who stays on a nearly spent account does
+        tui.wait_for_text("Approaching rate limits", WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.send(b"2");
+        tui.wait_until(|s| !s.contains("Approaching rate limits"), WAIT).unwrap_or_else(|e| panic!("{e}"));
+        tui.submit("second question");
+        let next = r
+            .mock
+            .wait_for(|q| q.is_turn() && q.body.contains("second question"), WAIT)
+            .unwrap_or_else(|| panic!("the second prompt did not reach the mock; screen:\n{}", tui.screen()));
+        assert_eq!(next.account_id.as_deref(), Some("acct-acc1"));
+        assert!(swaps(&r.env).is_empty());
+        assert!(r.mock.requests().iter().all(|q| q.account_id.as_deref() != Some("acct-acc2")), "{}", r.requests_summary());
+        let mut tui = tui;
+        assert_eq!(quit_like_a_user(&mut tui).code(), Some(0));
     }
 
     /// How often hs-run typed the continue prompt into a resumed codex that sent none

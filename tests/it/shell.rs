@@ -77,6 +77,18 @@ fn everyday_verbs_pass_through() {
     assert!(hotswap(&t, &["status"]).ok().stdout.contains("exhausted"));
     hotswap(&t, &["reset"]).ok();
     assert!(!hotswap(&t, &["status"]).ok().stdout.contains("exhausted"));
+    // near its limit: said in words, with a bar per window; --json carries the same
+    let now = chrono::Utc::now();
+    let reading = serde_json::json!({"type":"rate_limits","account":"a","at":now.to_rfc3339(),
+        "primary":{"used_percent":96.0,"window_minutes":300,"resets_at":(now + chrono::Duration::minutes(72)).to_rfc3339()},
+        "secondary":{"used_percent":12.0,"window_minutes":10080,"resets_at":(now + chrono::Duration::days(5)).to_rfc3339()}});
+    t.run_stdin("hs-rotate", &["record", "--event", "-"], reading.to_string().as_bytes()).ok();
+    let text = hotswap(&t, &["status"]).ok().stdout;
+    assert!(text.lines().next().unwrap().starts_with("* a  near limit: 5h window at 96% (switch at 95%) until "), "{text}");
+    assert!(text.contains("5h    ███████████████████░   96%  resets in 1h 1"), "{text}");
+    assert!(text.contains("week  ██░░░░░░░░░░░░░░░░░░   12%  resets in "), "{text}");
+    let json = hotswap(&t, &["status", "--json"]).ok().json_lines();
+    assert_eq!((json[0]["state"].as_str(), json[0]["windows"][0]["used_percent"].as_f64()), (Some("near_limit"), Some(96.0)));
     let r = hotswap(&t, &["frobnicate"]).code(2);
     assert!(r.stderr.starts_with("codex-hotswap: unknown verb frobnicate"), "{}", r.stderr);
     assert!(hotswap(&t, &["help"]).ok().stdout.contains("doctor"));

@@ -110,7 +110,7 @@ pub fn is_complete(kind: LimitKind, text: &str) -> bool {
         }
         LimitKind::Quota => normalize(t).ends_with("billing details."),
         LimitKind::PlanNotIncluded => normalize(t).ends_with("explore/plus."),
-        LimitKind::RateLimited | LimitKind::Other => false,
+        LimitKind::RateLimited | LimitKind::NearLimit | LimitKind::Other => false,
     }
 }
 

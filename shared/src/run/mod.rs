@@ -6,7 +6,11 @@
 //!                                                                      ├─ output → hs-detect ─┐
 //!                                                                      └─ rollout (followed) ─┴→ limit
 //! limit → hs-rotate exhaust → stop codex → hs-rotate next → hs-overlay swap → codex resume <id> <prompt>
+//! turn end near the limit → stop codex → hs-rotate next --under-threshold → hs-overlay swap → codex resume <id>
 //! ```
+//!
+//! When to switch, and how, is decided in [`policy`] (both triggers); keys typed during a switch
+//! are kept for the resumed codex ([`keys`]).
 //!
 //! A code review is run again instead of resumed ([`args::CodexArgs::reruns`]): the same command
 //! line, on the next account, a new session (nothing of the old one is redrawn or followed).
@@ -44,6 +48,8 @@
 pub mod args;
 pub mod carry;
 pub mod codex_features;
+pub mod keys;
+pub mod policy;
 pub mod recover;
 pub mod rollout_watch;
 mod supervise;
@@ -85,6 +91,8 @@ pub struct Options {
     /// start (config `resend_prompt_after`; `None`: never).
     pub resend_prompt_after: Option<Duration>,
     pub max_swaps: u32,
+    /// Usage thresholds for leaving an account at a turn boundary (config `switch_at`).
+    pub thresholds: crate::usage::Thresholds,
     pub on_exhausted: OnExhausted,
     /// Shell command run after each switch with the switch's JSON on stdin.
     pub on_swap: Option<String>,
@@ -163,13 +171,15 @@ impl Term {
         self.signals.take().into_iter().find(|s| matches!(*s, libc::SIGINT | libc::SIGTERM | libc::SIGHUP)).map(|s| 128 + s)
     }
 
-    /// In raw mode, between two codex runs: reads and drops what the terminal still sends (its
-    /// answers to the stopped codex's last queries, keys typed during the switch), so none of it
-    /// reaches the next codex (a stray `ESC` there reads as "interrupt"). Waits for `answers`
-    /// answers (each a control sequence: CSI or OSC) for up to 2 s, then until the terminal is quiet for 100 ms.
-    fn drop_pending_input(&mut self, answers: usize) {
+    /// In raw mode, between two codex runs: reads what the terminal still sends (its answers to
+    /// the stopped codex's last queries, keys typed during the switch) and returns the plain
+    /// keys for the next codex ([`keys::plain_keys`]); the rest is dropped (a stray `ESC` in the
+    /// next codex reads as "interrupt"). Waits for `answers` answers (each a control sequence:
+    /// CSI or OSC) for up to 2 s, then until the terminal is quiet for 100 ms.
+    fn take_pending_input(&mut self, answers: usize) -> Vec<u8> {
+        let mut kept = Vec::new();
         if !self.is_raw() || !self.stdin_open {
-            return;
+            return kept;
         }
         let stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
@@ -183,19 +193,22 @@ impl Term {
                 if waiting {
                     continue;
                 }
-                return;
+                return kept;
             }
             // (EINTR, e.g. the SIGCHLD of the codex that just ended, is not the end of stdin)
             match pty::read_some(std::os::fd::AsRawFd::as_raw_fd(&stdin), &mut buf) {
-                pty::Got::Data(n) => seen += supervise::count_answers(&buf[..n]),
+                pty::Got::Data(n) => {
+                    seen += supervise::count_answers(&buf[..n]);
+                    kept.extend(keys::plain_keys(&buf[..n]));
+                }
                 pty::Got::Nothing => {}
                 pty::Got::Closed => {
                     self.stdin_open = false;
-                    return;
+                    return kept;
                 }
             }
             if Instant::now() >= deadline + Duration::from_secs(3) {
-                return; // a terminal that never stops sending
+                return kept; // a terminal that never stops sending
             }
         }
     }
@@ -276,6 +289,10 @@ fn session(
     // After the first run stdin is spent: later runs (resumed or run again) read /dev/null.
     let mut second_run = false;
     let mut rollout: Option<PathBuf> = None;
+    // This run was resumed with the continue prompt (after a limit; not after a boundary).
+    let mut with_prompt = false;
+    // Keys typed during the last switch, for the next codex.
+    let mut keys: Vec<u8> = Vec::new();
     if let Some(id) = opts.args.session_target() {
         // `codex resume <id>` / `fork <id>` redraws that session, with any old limit banner.
         if let Some(p) = rollout_watch::find_session(&overlay.path.join("sessions"), id) {
@@ -302,11 +319,14 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
-            resend: match (second_run && interactive && carrying.is_none(), opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+            resend: match (with_prompt && interactive && carrying.is_none(), opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
                 (true, Some(p), Some(after)) => Some((p, after)),
                 _ => None,
             },
             stop_on_refusal: resumed_on_new.is_some(),
+            boundary: (swaps < opts.max_swaps && !opts.args.reruns()).then_some(&opts.thresholds),
+            hold_keys: second_run && interactive,
+            keys: &keys,
             log,
         };
         log.line(format_args!("run on {account}: codex {}", recover::loggable(&argv)));
@@ -348,7 +368,8 @@ fn session(
                      new session on {account}",
                     recover::short(&t.text)
                 ));
-                term.drop_pending_input(res.unanswered);
+                keys = res.kept;
+                keys.extend(term.take_pending_input(res.unanswered));
                 carrying = Some((old, from, t.text));
                 rollout = None;
                 continue;
@@ -362,7 +383,19 @@ fn session(
                 let kind = LimitKind::Other;
                 (LimitEvent { kind, text: t.text.clone(), resets_at: None, source: Source::Other, account: None, at: Utc::now(), session_id: None }, Some(t))
             }
-            (None, None) => return Ok(code),
+            (None, None) => {
+                // A turn boundary near the limit: nothing was cut, so no prompt.
+                let (Some(near), Some(id)) = (res.near_limit, session_id) else { return Ok(code) };
+                keys = res.kept;
+                keys.extend(term.take_pending_input(res.unanswered));
+                account = boundary_switch(term, opts, log, &overlay.id, &account, &id, &near)?;
+                log.line(format_args!("{} key bytes kept for the resumed codex", keys.len()));
+                swaps += 1;
+                second_run = true;
+                with_prompt = false;
+                argv = opts.args.resume_run(&id, None, opts.no_daemon);
+                continue;
+            }
         };
         let why = match &dead_login {
             None => format!("hit its usage limit{}", back_at(limit.resets_at)),
@@ -416,7 +449,8 @@ fn session(
                 Err(code) => return Ok(code),
             },
         };
-        term.drop_pending_input(res.unanswered);
+        keys = res.kept;
+        keys.extend(term.take_pending_input(res.unanswered));
         opts.tools.overlay_swap(&overlay.id, &next).with_context(later)?;
         let swap = SwapEvent {
             at: Utc::now(),
@@ -445,6 +479,7 @@ fn session(
         swaps += 1;
         let from = std::mem::replace(&mut account, next);
         second_run = true;
+        with_prompt = resume_id.is_some() && opts.continue_prompt.is_some();
         argv = match &resume_id {
             Some(id) => {
                 if dead_login.is_none() {
@@ -460,6 +495,40 @@ fn session(
             }
         };
     }
+}
+
+/// After a stop at a turn boundary near the limit: the next account under its thresholds (this
+/// one again when another session took the last meanwhile), the overlay pointed at it, the
+/// switch recorded and said. Returns the account the session continues on.
+fn boundary_switch(
+    term: &Term,
+    opts: &Options,
+    log: &Log,
+    overlay_id: &str,
+    account: &str,
+    id: &str,
+    near: &policy::NearLimit,
+) -> Result<String> {
+    let later = || format!("cannot move the session to the next account (continue it later with: codex resume {id})");
+    let next = opts.tools.next_under_threshold(false).with_context(later)?.unwrap_or_else(|| account.to_string());
+    if next != account {
+        opts.tools.overlay_swap(overlay_id, &next).with_context(later)?;
+        record_swap(opts, &SwapEvent {
+            at: Utc::now(),
+            session_id: Some(id.to_string()),
+            from: account.to_string(),
+            to: next.clone(),
+            kind: crate::events::LimitKind::NearLimit,
+            resets_at: Some(near.until),
+            cwd: opts.cwd.clone(),
+            how: None,
+            reason: None,
+            new_session_id: None,
+        });
+    }
+    log.line(format_args!("boundary switch {account} -> {next}"));
+    term.notice(&policy::near_limit_notice(account, near, &next, local_time));
+    Ok(next)
 }
 
 /// The session a run belongs to, from the rollout hs-run followed: codex 0.169.0 runs a review

@@ -139,6 +139,18 @@ impl RolloutTail {
             .collect()
     }
 
+    /// The turns read so far that began or ended at or after `since` (none for an old file's
+    /// records: a resumed session's earlier turns are not this run's).
+    pub fn turns(&self) -> crate::rollout::Turns {
+        let t = self.follower.as_ref().map(Follower::turns).unwrap_or_default();
+        let new = |x: Option<DateTime<Utc>>| x.is_some_and(|x| x >= self.since);
+        if new(t.started) || new(t.ended) {
+            t
+        } else {
+            Default::default()
+        }
+    }
+
     /// Reads what was appended since the last call; returns the new events (without account).
     pub fn poll(&mut self) -> Vec<Event> {
         if self.meta.is_none() {

@@ -2,6 +2,8 @@
 //! user unchanged and to the detectors, follow its rollout, and stop it when a limit is seen.
 
 use super::recover::{ErrorLines, SignInScreen, Trouble, TroubleKind};
+use super::keys::{self, Held};
+use super::policy::{self, Boundary, NearLimit, Verdict};
 use super::rollout_watch::{self, RolloutTail};
 use super::tools::{self, Tools};
 use super::Term;
@@ -43,6 +45,12 @@ pub struct RunSpec<'a> {
     /// This run resumes the session on a new account: a refused thread stops codex (hs-run then
     /// carries the conversation over; see [`super::recover`]).
     pub stop_on_refusal: bool,
+    /// Thresholds for a switch at a turn boundary (a TUI that may switch; `None`: never).
+    pub boundary: Option<&'a crate::usage::Thresholds>,
+    /// A resumed TUI: keys typed meanwhile (and `keys`, kept from the switch) wait until it has
+    /// drawn its composer.
+    pub hold_keys: bool,
+    pub keys: &'a [u8],
     pub log: &'a super::Log,
 }
 
@@ -60,6 +68,10 @@ pub struct RunResult {
     pub unanswered: usize,
     /// The account's login was dead, or the thread was refused on it (no limit seen).
     pub trouble: Option<Trouble>,
+    /// codex was stopped at a turn boundary: its account is near its limit.
+    pub near_limit: Option<NearLimit>,
+    /// Plain keys the user typed while codex was being stopped (for the next codex).
+    pub kept: Vec<u8>,
 }
 
 /// An `hs-detect` child fed a copy of one output stream.
@@ -445,6 +457,14 @@ struct Runner<'a> {
     error_lines: ErrorLines,
     /// The TUI's first output, for codex's sign-in screen (a login it refused).
     sign_in: Option<SignInScreen>,
+    /// Turn boundaries near the limit (see [`policy::Boundary`]).
+    boundary: Option<Boundary>,
+    near_limit: Option<NearLimit>,
+    /// Plain keys typed while codex is being stopped.
+    kept: Vec<u8>,
+    /// Keys held until this (resumed) codex shows its composer; the Enter that follows them.
+    held: Option<Held>,
+    enter_at: Option<Instant>,
 }
 
 /// Where [`RunSpec::resend`] is.
@@ -546,6 +566,14 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         trouble: None,
         error_lines: ErrorLines::default(),
         sign_in: size.filter(|_| spec.pty).map(|w| SignInScreen::new(w.ws_row, w.ws_col)),
+        boundary: spec.boundary.filter(|_| spec.pty).map(|th| Boundary::new(th.clone())),
+        near_limit: None,
+        kept: Vec::new(),
+        held: (spec.pty && spec.hold_keys).then(|| {
+            let (rows, cols) = size.map_or((24, 80), |w| (w.ws_row, w.ws_col));
+            Held::new(spec.keys.to_vec(), rows, cols)
+        }),
+        enter_at: None,
     };
     r.main_loop(term)?;
     r.finish(term)
@@ -621,15 +649,12 @@ impl Runner<'_> {
                             Got::Closed => term.stdin_open = false,
                             // While codex is being stopped, keys (and the terminal's answers to
                             // its last queries) are dropped: they are not for the next codex.
-                            Got::Data(n) if self.stop.is_none() => {
-                                // (a terminal's answers to codex's queries start with ESC)
-                                self.typed |= buf[0] != 0x1b;
-                                self.to_codex.extend_from_slice(&buf[..n]);
-                                self.write_keys();
-                            }
-                            // (answers to queries counted in `queries` are among them)
+                            Got::Data(n) if self.stop.is_none() => self.keys_in(&buf[..n]),
+                            // Kept for the next codex (answers to queries counted in `queries`
+                            // are among them, and go nowhere).
                             Got::Data(n) => {
                                 self.queries = self.queries.saturating_sub(count_answers(&buf[..n]));
+                                self.kept.extend(keys::plain_keys(&buf[..n]));
                             }
                         }
                     }
@@ -666,6 +691,101 @@ impl Runner<'_> {
                 }
             }
             self.tick(term);
+        }
+    }
+
+    /// What the user typed, on its way to codex (plain keys held while a resumed codex has not
+    /// drawn its composer yet).
+    fn keys_in(&mut self, bytes: &[u8]) {
+        if keys::has_keys(bytes) {
+            self.typed = true;
+            if let Some(b) = &mut self.boundary {
+                b.key(Utc::now());
+            }
+        }
+        match &mut self.held {
+            Some(h) => {
+                let (now, later) = keys::split(bytes);
+                h.keys.extend(later);
+                self.to_codex.extend(now);
+            }
+            None => self.to_codex.extend_from_slice(bytes),
+        }
+        self.write_keys();
+    }
+
+    /// Types the held keys once codex shows its composer (or has not for [`keys::HOLD_AT_MOST`]).
+    fn release_held(&mut self) {
+        if self.stop.is_some() || self.status.is_some() {
+            return;
+        }
+        if self.enter_at.is_some_and(|at| Instant::now() >= at) {
+            self.enter_at = None;
+            self.to_codex.push(b'\r');
+            self.write_keys();
+        }
+        let ready = self.held.as_ref().is_some_and(|h| h.composer_ready() || h.timed_out());
+        let Some(h) = self.held.take_if(|_| ready) else { return };
+        let on_time = h.composer_ready();
+        let (text, enter) = h.release();
+        self.spec.log.line(format_args!(
+            "{}: typing the {} key bytes held for it{}",
+            if on_time { "codex shows its composer" } else { "no composer seen in time" },
+            text.len(),
+            if enter { ", Enter after a pause" } else { "" }
+        ));
+        if !text.is_empty() || enter {
+            self.typed = true;
+            if let Some(b) = &mut self.boundary {
+                b.key(Utc::now());
+            }
+        }
+        self.to_codex.extend(text);
+        self.write_keys();
+        if enter {
+            self.enter_at = Some(Instant::now() + keys::ENTER_AFTER);
+        }
+    }
+
+    /// Stops codex for a switch (once): keys not yet written and keys held go to the next codex.
+    fn begin_stop(&mut self, plan: &'static [(u64, StopAction)]) {
+        if self.stop.is_some() {
+            return;
+        }
+        self.to_codex.clear();
+        self.enter_at = None;
+        if let Some(h) = self.held.take() {
+            self.kept.extend(h.keys);
+        }
+        self.stop = Some((Stop::new(), plan));
+    }
+
+    /// At a turn's end, asks the policy whether to leave this account (see [`policy::Boundary`]).
+    fn judge_boundary(&mut self) {
+        if self.stop.is_some() || self.status.is_some() {
+            return;
+        }
+        let turns = self.rollout.as_ref().or(self.known.as_ref()).map(|t| t.turns()).unwrap_or_default();
+        let Some(b) = &mut self.boundary else { return };
+        let Some(verdict) = b.judge(turns, Utc::now()) else { return };
+        let account = self.spec.account;
+        let n = match verdict {
+            Verdict::Stay(why) => return self.spec.log.line(format_args!("turn ended on {account}: staying, {why}")),
+            Verdict::Switch(n) => n,
+        };
+        let what = format!("turn ended on {account}: {} window at {:.0}%", n.window.name, n.window.used_percent);
+        if self.session_id().is_none() {
+            return self.spec.log.line(format_args!("{what}, but the session id is unknown: staying"));
+        }
+        match self.tools.next_under_threshold(true) {
+            Ok(Some(next)) => {
+                self.spec.log.line(format_args!("{what}: stopping codex to continue on {next}"));
+                self.flush_telemetry_if_any();
+                self.near_limit = Some(n);
+                self.begin_stop(TUI_STOP);
+            }
+            Ok(None) => self.spec.log.line(format_args!("{what}, and no other account is under its thresholds: staying")),
+            Err(e) => self.warnings.push(format!("{e:#}")),
         }
     }
 
@@ -714,6 +834,9 @@ impl Runner<'_> {
             if let Some(t) = found {
                 self.on_trouble(t);
             }
+        }
+        if let (Stream::Pty, Some(h)) = (stream, &mut self.held) {
+            h.saw(bytes);
         }
         if let (Stream::Pty, Some((stop, _))) = (stream, &mut self.stop) {
             self.queries += count_queries(bytes);
@@ -802,7 +925,7 @@ impl Runner<'_> {
                     }
                     return;
                 }
-                if l.source != Source::Rollout && is_redraw(&l, self.spec.handled) {
+                if l.source != Source::Rollout && policy::is_redraw(&l, self.spec.handled) {
                     self.spec.log.line("  a redraw of a limit already handled: ignored");
                     return;
                 }
@@ -814,14 +937,15 @@ impl Runner<'_> {
                     self.warnings.push(format!("{e:#}"));
                 }
                 if self.spec.may_switch && self.status.is_none() {
-                    self.to_codex.clear();
-                    let plan = if self.spec.pty { TUI_STOP } else { EXEC_STOP };
-                    self.stop = Some((Stop::new(), plan));
+                    self.begin_stop(if self.spec.pty { TUI_STOP } else { EXEC_STOP });
                 }
                 self.limit = Some(l);
             }
             Event::RateLimits(mut r) => {
                 r.account = Some(self.spec.account.to_string());
+                if let Some(b) = &mut self.boundary {
+                    b.usage(&r);
+                }
                 self.telemetry.push(r);
             }
             _ => {}
@@ -878,7 +1002,9 @@ impl Runner<'_> {
         if !self.telemetry.is_empty() && self.last_record.elapsed() > Duration::from_secs(2) {
             self.flush_telemetry();
         }
+        self.judge_boundary();
         self.advance_stop();
+        self.release_held();
         self.resend_if_no_turn();
     }
 
@@ -1061,6 +1187,8 @@ impl Runner<'_> {
             user_signal: self.user_signal,
             warnings: self.warnings,
             unanswered: self.queries,
+            near_limit: self.near_limit,
+            kept: self.kept,
         })
     }
 
@@ -1069,17 +1197,6 @@ impl Runner<'_> {
             self.flush_telemetry();
         }
     }
-}
-
-/// A limit shown on the screen (or printed) that was already handled: the resumed TUI redraws
-/// the old conversation with its old banner. Same text (whitespace aside: wrapping differs), or
-/// same kind and reset minute (the screen shows minutes, the rollout has seconds).
-pub(crate) fn is_redraw(l: &LimitEvent, handled: &[LimitEvent]) -> bool {
-    let squash = |s: &str| s.split_whitespace().collect::<String>();
-    let minute = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp() / 60);
-    handled.iter().any(|h| {
-        squash(&h.text) == squash(&l.text) || (h.kind == l.kind && h.resets_at.is_some() && minute(h.resets_at) == minute(l.resets_at))
-    })
 }
 
 /// Terminal queries a TUI sends (and codex 0.169.0 sends some while it shuts down): device
@@ -1099,19 +1216,6 @@ fn count_queries(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::LimitKind;
-
-    fn limit(text: &str, resets: &str, source: Source) -> LimitEvent {
-        LimitEvent {
-            kind: LimitKind::UsageLimit,
-            text: text.into(),
-            resets_at: Some(resets.parse().unwrap()),
-            source,
-            account: None,
-            at: "2026-11-24T18:00:00Z".parse().unwrap(),
-            session_id: None,
-        }
-    }
 
     #[test]
     fn session_id_found_however_the_output_is_cut() {
@@ -1166,17 +1270,5 @@ mod tests {
         assert_eq!(count_queries(b"\x1b[?1004l\x1b[c\x1b[0 q\x1b[?25h"), 1);
         assert_eq!(count_queries(b"\x1b[?u\x1b[c\x1b[6n\x1b]10;?\x1b\\\x1b]11;?\x1b\\"), 5);
         assert_eq!(count_queries(b"plain text"), 0);
-    }
-
-    #[test]
-    fn redraw_of_a_handled_limit() {
-        let from_rollout = limit("You’ve hit your usage limit. Try again at 8:13 PM.", "2026-11-24T20:13:27Z", Source::Rollout);
-        let redrawn = limit("You’ve hit your usage limit. Try again at\n8:13 PM.", "2026-11-24T20:13:00Z", Source::Screen);
-        assert!(is_redraw(&redrawn, std::slice::from_ref(&from_rollout)));
-        let wrapped = limit("You’ve hit your usage\n limit. Try again at 9:00 PM.", "2026-11-24T21:00:00Z", Source::Screen);
-        let other = limit("You’ve hit your usage limit. Try again at 9:00 PM.", "2026-11-24T21:00:00Z", Source::Screen);
-        assert!(is_redraw(&wrapped, std::slice::from_ref(&other)));
-        // a new limit (another reset time, another text) is not a redraw
-        assert!(!is_redraw(&other, &[from_rollout]));
     }
 }

@@ -92,9 +92,10 @@ impl Tools {
         Ok(out.stdout)
     }
 
-    /// `hs-rotate pick` / `hs-rotate next`: the account, or `None` when none is available.
-    fn account_answer(&self, verb: &str) -> Result<Option<String>> {
-        let out = self.run("hs-rotate", &[verb], None)?;
+    /// `hs-rotate pick` / `hs-rotate next …`: the account, or `None` when none is available.
+    fn account_answer(&self, args: &[&str]) -> Result<Option<String>> {
+        let verb = args.join(" ");
+        let out = self.run("hs-rotate", args, None)?;
         match out.code {
             Some(0) => {
                 let name = out.stdout.trim().to_string();
@@ -109,11 +110,21 @@ impl Tools {
     }
 
     pub fn pick(&self) -> Result<Option<String>> {
-        self.account_answer("pick")
+        self.account_answer(&["pick"])
     }
 
     pub fn next(&self) -> Result<Option<String>> {
-        self.account_answer("next")
+        self.account_answer(&["next"])
+    }
+
+    /// `hs-rotate next --under-threshold [--dry-run]`: the next account under its usage
+    /// thresholds, or `None` when there is none.
+    pub fn next_under_threshold(&self, dry_run: bool) -> Result<Option<String>> {
+        let mut args = vec!["next", "--under-threshold"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        self.account_answer(&args)
     }
 
     /// `hs-rotate exhaust --event -` with the limit (stamped with its account).

@@ -150,6 +150,8 @@ struct AccessToken {
 #[derive(Default)]
 struct State {
     behaviours: HashMap<String, Behaviour>,
+    /// The 5 h window's used percent an account's answers report (default 42.5).
+    used: HashMap<String, f64>,
     refresh_tokens: HashMap<String, RefreshState>,
     access_tokens: HashMap<String, AccessToken>,
     /// The newest refresh token issued per account.
@@ -288,6 +290,12 @@ impl MockBackend {
 
     pub fn set_behaviour(&self, account_id: &str, b: Behaviour) {
         self.shared.state.lock().unwrap().behaviours.insert(account_id.to_string(), b);
+    }
+
+    /// The 5 h window's used percent that `account_id`'s answers report in
+    /// `x-codex-primary-used-percent` (default 42.5).
+    pub fn set_used_percent(&self, account_id: &str, pct: f64) {
+        self.shared.state.lock().unwrap().used.insert(account_id.to_string(), pct);
     }
 
     /// Mints tokens for `acct`, registers them as valid and writes `<dir>/auth.json` (0600, dir
@@ -806,7 +814,8 @@ impl State {
                     (n, if kind == KIND_REVIEW { review_result(n, &text) } else { text })
                 };
                 let mut r = Response::raw(200, "text/event-stream", sse_answer(n, &text));
-                r.headers.extend(rate_limit_headers(42.5, now + 3600, 10.0, now + 4 * 86400));
+                let used = self.used.get(account_id).copied().unwrap_or(42.5);
+                r.headers.extend(rate_limit_headers(used, now + 3600, 10.0, now + 4 * 86400));
                 r
             }
         }
