@@ -516,17 +516,17 @@ mod tests {
         let r = reg(&["a", "b", "c"]);
         let mut s = State::empty();
         s.mark_login_needed("b", "refresh token was revoked".into(), t(NOW));
-        assert_eq!(next(&r, &s, Policy::Order, t(NOW)), Choice::Account("c".into()));
+        assert_eq!(next(&r, &s, &order(), t(NOW)), Choice::Account("c".into()));
         s.current = Some("b".into());
-        assert_eq!(pick(&r, &s, Policy::Order, t(NOW)), Choice::Account("c".into()));
+        assert_eq!(pick(&r, &s, &order(), t(NOW)), Choice::Account("c".into()));
         // it never comes back by itself: the first back is an exhausted one
         s.exhaust("a", t("2026-11-24T19:00:00Z"), None, None, t(NOW));
         s.exhaust("c", t("2026-11-24T20:00:00Z"), None, None, t(NOW));
-        assert_eq!(next(&r, &s, Policy::Order, t(NOW)), Choice::NoneUntil(Some(("a".into(), t("2026-11-24T19:00:00Z")))));
-        assert_eq!(next(&r, &s, Policy::Order, t("2026-11-25T00:00:00Z")), Choice::Account("c".into()));
+        assert_eq!(next(&r, &s, &order(), t(NOW)), Choice::NoneUntil(Some(("a".into(), t("2026-11-24T19:00:00Z")))));
+        assert_eq!(next(&r, &s, &order(), t("2026-11-25T00:00:00Z")), Choice::Account("c".into()));
         s.reset("b");
         s.expire(t("2026-11-25T00:00:00Z"));
-        let st = status(&r, &s, t(NOW));
+        let st = status(&r, &s, &Thresholds::default(), t(NOW));
         assert_eq!(st[1].state, "login_needed");
         assert_eq!(st[1].fix.as_deref(), Some("codex-hotswap login b"));
         assert_eq!(st[1].reason.as_deref(), Some("refresh token was revoked"));

@@ -173,6 +173,9 @@ mod tests {
         for i in 3..=n {
             s.record(&format!("acc{i}"), &ev(10.0 * (i % 10) as f64, "2026-11-24T12:00:00Z"));
         }
+        if n > 3 {
+            s.mark_login_needed("acc4", "Please log out and sign in again.".into(), t("2026-11-24T17:30:00Z"));
+        }
         s.current = Some("acc1".into());
         (reg, s)
     }
@@ -195,6 +198,7 @@ mod tests {
                 assert!(text.contains("  acc2   exhausted until"), "{text}");
                 // acc3's reading is from 12:00; its 5h window reset at 19:12 is still ahead
                 assert!(text.contains("  acc12  available"), "{text}");
+                assert!(text.contains("  acc4   login needed (fix: codex-hotswap login acc4): Please log out"), "{text}");
             }
         }
         let (reg, s) = world(1);
