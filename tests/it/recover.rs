@@ -84,7 +84,7 @@ fn exec_dead_login_on_the_next_account_moves_on_and_marks_it() {
     t.run("hs-rotate", &["reset"]).ok();
     assert_eq!(state_of(&t, "acc2")["state"], "login_needed");
     let text = t.run("hs-rotate", &["status"]).ok().stdout;
-    assert!(text.contains("login_needed") && text.contains("(fix: codex-hotswap login acc2)"), "{text}");
+    assert!(text.contains("acc2  login needed (fix: codex-hotswap login acc2)"), "{text}");
     let fake = bin("fake-codex");
     let login = t.run("hs-vault", &["login", "acc2", "--codex", fake.to_str().unwrap()]).ok();
     assert!(login.stdout.contains("acc2 logged in"), "{}", login.stdout);

@@ -816,7 +816,7 @@ mod boundary {
         wait_text(&e, &tui, "› ready");
         let runs = e.runs();
         let id = runs[0]["session_id"].as_str().unwrap().to_string();
-        assert_eq!(strs(&runs[1]["args"]), ["resume", "--no-daemon", &id], "no continue prompt: nothing was cut");
+        assert_eq!(codex_args(&runs[1]), ["resume", "--no-daemon", &id], "no continue prompt: nothing was cut");
         assert_eq!((runs[0]["account_id"].as_str(), runs[1]["account_id"].as_str()), (Some("acct-acc1"), Some("acct-acc2")));
         // the turn ended before codex was stopped: its answer and task_complete come before the
         // resumed run's first record, and no turn was started for it
