@@ -354,6 +354,11 @@ mod real {
         let r = world(Behaviour::Answer("Hello from acc2".into()));
         r.mock.set_behaviour("acct-acc1", Behaviour::Revoked);
         let tui = Tui::spawn(hs_run(&r), 30, 110);
+        // (codex on acc1 may draw its composer before it fails: what is typed there is lost with it)
+        r.mock
+            .wait_for(|q| q.kind == "accounts_check" && q.account_id.as_deref() == Some("acct-acc2"), WAIT)
+            .expect("codex started again on acc2");
+        std::thread::sleep(std::time::Duration::from_millis(500));
         tui.wait_for_text(READY, WAIT).unwrap_or_else(|e| panic!("{e}"));
         tui.submit("fresh question");
         tui.wait_for_text("Hello from acc2", WAIT).unwrap_or_else(|e| panic!("{e}"));

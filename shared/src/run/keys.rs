@@ -131,10 +131,12 @@ impl Held {
     /// Enter is sent apart, so the text is not taken for a paste with a new line in it).
     pub fn release(self) -> (Vec<u8>, bool) {
         let mut keys = self.keys;
-        let enter = keys.last() == Some(&b'\r');
+        let mut enter = keys.last() == Some(&b'\r');
         while keys.last() == Some(&b'\r') {
             keys.pop();
         }
+        // a lone Enter (nothing typed before it) would submit nothing, or pick a popup's first choice
+        enter &= !keys.is_empty();
         (keys, enter)
     }
 }
