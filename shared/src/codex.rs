@@ -128,6 +128,17 @@ pub fn find_real(lookup: &Lookup) -> Result<PathBuf> {
     }
 }
 
+/// What `codex ARG` prints on stdout (stdin closed, stderr dropped): `--help`, `--version`.
+pub fn stdout_of(codex: &Path, arg: &str) -> Result<String> {
+    let out = std::process::Command::new(codex)
+        .arg(arg)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {} {arg}: {e}", codex.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The config override that keeps codex's login in `CODEX_HOME/auth.json`. With the keyring
 /// store (`cli_auth_credentials_store = "keyring"`, or `"auto"` where a keyring answers) codex
 /// neither reads nor keeps `auth.json`, the link to the account's vault; every wrapped codex and

@@ -2,7 +2,7 @@
 //!
 //! The list is `tests/codex-versions`, compiled in: the one file `shell/test` reads too.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// `tests/codex-versions` as it was at build time (one version a line, `#` comments).
@@ -39,13 +39,7 @@ pub fn from_version_output(out: &str) -> Option<String> {
 
 /// `codex --version`'s version; `None` when it prints none.
 pub fn installed(codex: &Path) -> Result<Option<String>> {
-    let out = std::process::Command::new(codex)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {} --version", codex.display()))?;
-    Ok(from_version_output(&String::from_utf8_lossy(&out.stdout)))
+    Ok(from_version_output(&crate::codex::stdout_of(codex, "--version")?))
 }
 
 /// Where a version stands against [`tested`].

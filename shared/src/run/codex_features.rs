@@ -30,13 +30,7 @@ pub fn supports_no_daemon(codex: &Path, cache: &Path) -> Result<bool> {
     if let Some(e) = cached.entries.iter().find(|e| e.path == key.path && e.mtime == key.mtime && e.size == key.size) {
         return Ok(e.no_daemon);
     }
-    let out = std::process::Command::new(codex)
-        .arg("--help")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {} --help", codex.display()))?;
-    let no_daemon = String::from_utf8_lossy(&out.stdout).contains("--no-daemon");
+    let no_daemon = crate::codex::stdout_of(codex, "--help")?.contains("--no-daemon");
     cached.entries.retain(|e| e.path != key.path);
     cached.entries.push(FeatureEntry { no_daemon, ..key });
     // A cache that cannot be written only costs the next start a `--help`.
