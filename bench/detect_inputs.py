@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""hs-detect against the bare vt100 screen model, on each real capture (tests/fixtures/detect/real).
+"""hs-detect against the bare screen models, on each real capture (tests/fixtures/detect/real).
 
 Each capture is cycled to MB megabytes and piped (`cat FILE |`, 64 KiB pipe reads) into
-  - the baseline: `vt100_parse ROWSxCOLS` (shared/examples/vt100_parse.rs: vt100 alone, no detection)
-  - `hs-detect --format tui --size ROWSxCOLS`
+  - `screen_parse vt100 ROWSxCOLS` (shared/examples/screen_parse.rs: the vt100 crate alone)
+  - `screen_parse term ROWSxCOLS` (hs-detect's own model, shared::term, alone)
+  - `hs-detect --format tui --size ROWSxCOLS` (on its own model, the default)
+  - `hs-detect ... --screen-model vt100` (the detector on vt100, as before)
 each pinned to one core (taskset -c 0), interleaved, ROUNDS rounds; the median throughput of each
-is printed beside the other, with the ratio and peak RSS. The load average is printed before and
-after: other work on the machine moves both figures together.
+is printed, with hs-detect / its bare model and peak RSS. The load average is printed before and
+after: other work on the machine moves all figures together.
 
-Usage: bench/detect_inputs.py BIN_DIR EXAMPLE_BIN [MB] [ROUNDS] [CAPTURE...]
+Usage: bench/detect_inputs.py BIN_DIR SCREEN_PARSE_BIN [MB] [ROUNDS] [CAPTURE...]
 """
 import os, re, statistics, subprocess, sys, tempfile, time
 
@@ -48,21 +50,28 @@ def run(argv, path):
 
 
 print(f"load average before: {open('/proc/loadavg').read().split()[:3]}")
-print(f"{'capture':42} {'size':>8} {'vt100 alone':>12} {'hs-detect':>10} {'ratio':>6} {'RSS MB':>7}")
+print("MB/s, median of each; `detect/term`: hs-detect over its bare model")
+print(f"{'capture':32} {'size':>7} {'vt100':>7} {'term':>7} {'hs-detect':>9} {'on vt100':>9} {'detect/term':>11} {'RSS MB':>7}")
+runs = {
+    "vt100": lambda size: [baseline, "vt100", size],
+    "term": lambda size: [baseline, "term", size],
+    "detect": lambda size: [os.path.join(bin_dir, "hs-detect"), "--format", "tui", "--size", size],
+    "detect_vt100": lambda size: [os.path.join(bin_dir, "hs-detect"), "--format", "tui", "--size", size, "--screen-model", "vt100"],
+}
 with tempfile.TemporaryDirectory() as work:
     for name in names:
         m = re.search(r"(\d+)x(\d+)", name)
         size = f"{m.group(1)}x{m.group(2)}"
         path = os.path.join(work, "input")
         cycled(os.path.join(real, name), path, mb * 1000 * 1000)
-        rates = {"base": [], "detect": []}
+        rates = {k: [] for k in runs}
         rss = []
         for _ in range(rounds):
-            w, _ = run([baseline, size], path)
-            rates["base"].append(mb / w)
-            w, r = run([os.path.join(bin_dir, "hs-detect"), "--format", "tui", "--size", size], path)
-            rates["detect"].append(mb / w)
-            rss.append(r / 1024)
-        b, d = statistics.median(rates["base"]), statistics.median(rates["detect"])
-        print(f"{name:42} {size:>8} {b:9.1f} MB/s {d:7.1f} MB/s {d / b:6.2f} {max(rss):7.1f}", flush=True)
+            for k, argv in runs.items():
+                w, r = run(argv(size), path)
+                rates[k].append(mb / w)
+                if k == "detect":
+                    rss.append(r / 1024)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(f"{name[:-4]:32} {size:>7} {med['vt100']:7.1f} {med['term']:7.1f} {med['detect']:9.1f} {med['detect_vt100']:9.1f} {med['detect'] / med['term']:11.2f} {max(rss):7.1f}", flush=True)
 print(f"load average after: {open('/proc/loadavg').read().split()[:3]}")

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use shared::cli::{self, EXIT_NONE, EXIT_OK};
-use shared::detect::{Clock, DetectOptions, Detector, Format, Zone};
+use shared::detect::{Clock, DetectOptions, Detector, Format, ScreenModel, Zone};
 use shared::duration;
 use shared::events::{self, Event};
 use shared::rollout::{self, FollowOptions, Follower};
@@ -96,6 +96,11 @@ struct Cli {
     /// it sets `at` and the base of `try again at 7:48 PM` (read in the local time zone).
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
+
+    /// The terminal-screen model for tui input: `term` (built in, the default) or `vt100` (the
+    /// vt100 crate, two to three times slower; shows the same screen, kept to compare with).
+    #[arg(long, value_name = "MODEL", default_value = "term", value_parser = ["term", "vt100"])]
+    screen_model: String,
 }
 
 fn parse_size(text: &str) -> Result<(u16, u16)> {
@@ -151,6 +156,7 @@ fn run(args: Cli) -> Result<i32> {
         zone: Zone::Local,
         clock,
         wait_for_mark: args.wait_for_mark,
+        screen_model: if args.screen_model == "vt100" { ScreenModel::Vt100 } else { ScreenModel::Term },
     });
     for text in &args.known {
         detector.add_known_text(text);

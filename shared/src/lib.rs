@@ -25,4 +25,5 @@ pub mod rotate;
 pub mod rollout;
 pub mod run;
 pub mod status_view;
+pub mod term;
 pub mod usage;

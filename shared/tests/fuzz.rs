@@ -5,7 +5,7 @@
 //! `PROPTEST_CASES=20000 cargo test -p hs-shared --test fuzz` for a long run.
 
 use proptest::prelude::*;
-use shared::detect::{Clock, DetectOptions, Detector, Format};
+use shared::detect::{Clock, DetectOptions, Detector, Format, ScreenModel};
 use shared::events::Event;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,12 @@ fn all_captures() -> Vec<Vec<u8>> {
 }
 
 fn detector(format: Option<Format>, rows: u16, cols: u16) -> Detector {
+    detector_on(ScreenModel::Term, format, rows, cols)
+}
+
+fn detector_on(screen_model: ScreenModel, format: Option<Format>, rows: u16, cols: u16) -> Detector {
     Detector::new(DetectOptions {
+        screen_model,
         format,
         rows,
         cols,
@@ -106,6 +111,33 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
+/// Every TUI capture in tests/fixtures/detect and its real/ folder, with the screen size in its
+/// name (`…-30x100.bin`; 24x80 when it has none).
+fn every_capture() -> Vec<(String, Vec<u8>, u16, u16)> {
+    let mut out = Vec::new();
+    for dir in [fixtures(), fixtures().join("real")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "bin") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let size = name.rsplit('-').next().and_then(|s| s.split_once('x'));
+            let (rows, cols) = size.and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?))).unwrap_or((24, 80));
+            out.push((name, std::fs::read(&path).unwrap(), rows, cols));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The events of the built-in screen model and of vt100 on the same bytes, cut the same way.
+fn on_both_models(bytes: &[u8], rows: u16, cols: u16, cuts: &[usize]) -> (Vec<Event>, Vec<Event>) {
+    let own = feed_split(&mut detector_on(ScreenModel::Term, Some(Format::Tui), rows, cols), bytes, cuts);
+    let vt = feed_split(&mut detector_on(ScreenModel::Vt100, Some(Format::Tui), rows, cols), bytes, cuts);
+    (own, vt)
+}
+
 fn limits(evs: &[Event]) -> Vec<&Event> {
     evs.iter().filter(|e| matches!(e, Event::Limit(_))).collect()
 }
@@ -158,6 +190,23 @@ proptest! {
                 prop_assert!(l.text.contains("usage limit"), "{}", l.text);
             }
         }
+    }
+
+    /// The built-in screen model reports what vt100 reports, on every capture damaged and cut
+    /// anywhere, at its own size or any other.
+    #[test]
+    fn both_screen_models_report_the_same(
+        which in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec(edit(), 0..12),
+        other_size in proptest::option::of((1u16..60, 1u16..220)),
+        cuts in proptest::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let mut captures = every_capture();
+        let (_, bytes, rows, cols) = captures.swap_remove(which.index(captures.len()));
+        let (rows, cols) = other_size.unwrap_or((rows, cols));
+        let bytes = apply(bytes, &edits);
+        let (own, vt) = on_both_models(&bytes, rows, cols, &cuts);
+        prop_assert_eq!(own, vt);
     }
 
     /// A damaged rollout: reading its session_meta and following it never panics; an error
@@ -216,6 +265,22 @@ fn a_restored_cursor_after_a_shrink_does_not_panic() {
     d.resize(30, 100);
     d.feed(b"\x1b8x\x1b8\xe4\xb8\xad");
     d.finish();
+}
+
+/// Every capture at its own size, whole and in 4 KiB reads: the same events from both screen
+/// models, and the comparison is not empty (most captures hold a limit).
+#[test]
+fn both_screen_models_report_the_same_on_every_capture() {
+    let mut with_limits = 0;
+    for (name, bytes, rows, cols) in every_capture() {
+        let reads: Vec<usize> = (1..=bytes.len() / 4096).map(|k| k * 4096).collect();
+        for cuts in [vec![], reads] {
+            let (own, vt) = on_both_models(&bytes, rows, cols, &cuts);
+            assert_eq!(own, vt, "{name}, cut at {cuts:?}");
+            with_limits += usize::from(!limits(&own).is_empty());
+        }
+    }
+    assert!(with_limits >= 10, "only {with_limits} runs reported a limit");
 }
 
 /// The checks above can fail: an intact banner capture does give a limit.

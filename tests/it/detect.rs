@@ -149,6 +149,7 @@ fn detector(side: &Sidecar) -> Detector {
         zone: Zone::Fixed(FixedOffset::east_opt(0).unwrap()),
         clock: Clock::Fixed(side.now.parse().unwrap()),
         wait_for_mark: side.mark_at.is_some(),
+        ..DetectOptions::default()
     })
 }
 

@@ -67,6 +67,7 @@ mod lines;
 mod screen;
 pub mod texts;
 
+pub use screen::ScreenModel;
 pub use texts::Zone;
 
 use crate::events::{Event, LimitEvent, LimitKind, Source};
@@ -130,6 +131,8 @@ pub struct DetectOptions {
     /// modelled (the screen stays right) and every banner drawn before the mark is old, even
     /// when it is redrawn after the mark. For a `codex resume` that redraws the old conversation.
     pub wait_for_mark: bool,
+    /// The terminal-screen model for the tui format (the built-in one unless comparing).
+    pub screen_model: ScreenModel,
 }
 
 impl Default for DetectOptions {
@@ -142,6 +145,7 @@ impl Default for DetectOptions {
             zone: Zone::Local,
             clock: Clock::System,
             wait_for_mark: false,
+            screen_model: ScreenModel::default(),
         }
     }
 }
@@ -208,6 +212,7 @@ pub struct Detector {
     stamp: Stamp,
     rows: u16,
     cols: u16,
+    model: ScreenModel,
     armed: bool,
     mode: Mode,
     /// Texts made known before the format was decided.
@@ -223,6 +228,7 @@ impl Detector {
             stamp,
             rows: opts.rows.max(1),
             cols: opts.cols.max(2),
+            model: opts.screen_model,
             armed: !opts.wait_for_mark,
             mode: Mode::Sniff(Vec::new()),
             known_early: Vec::new(),
@@ -335,7 +341,7 @@ impl Detector {
     fn mode_for(&self, format: Format) -> Mode {
         match format {
             Format::Tui => {
-                let mut s = screen::ScreenReader::new(self.rows, self.cols);
+                let mut s = screen::ScreenReader::new(self.model, self.rows, self.cols);
                 for t in &self.known_early {
                     s.add_known(t);
                 }

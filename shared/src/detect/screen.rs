@@ -1,7 +1,8 @@
 //! Reading codex's `■ <message>` error banner off a modelled terminal screen.
 //!
-//! Every byte goes through the `vt100` screen, so cursor moves, colours, scroll regions and
-//! wrapping are seen as a person sees them. The rows are read at two kinds of moments:
+//! Every byte goes through a screen model ([`crate::term::Term`], or `vt100` 0.15 when asked:
+//! [`ScreenModel`]), so cursor moves, colours, scroll regions and wrapping are seen as a person
+//! sees them. The rows are read at two kinds of moments:
 //!
 //! - **a `■` printed at column 0** (on the normal screen: inline TUIs, older codex): from that
 //!   byte on, the banner is a *candidate*, and the feed
@@ -30,6 +31,7 @@
 
 use crate::detect::texts;
 use crate::events::LimitKind;
+use crate::term::{Term, MIN_COLS, MIN_ROWS};
 use std::collections::VecDeque;
 use std::sync::LazyLock;
 
@@ -77,12 +79,122 @@ struct Banner {
     ended: bool,
 }
 
+/// The screen model a reader parses with. Both show the same screen (shared/tests/term_vs_vt100.rs
+/// proves it cell by cell); `Vt100` is the crate hs-detect used before, kept to compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScreenModel {
+    /// [`crate::term::Term`]: only what a banner needs, two to three times faster.
+    #[default]
+    Term,
+    /// The `vt100` 0.15 crate.
+    Vt100,
+}
+
+enum Model {
+    Term(Term),
+    Vt100(vt100::Parser),
+}
+
 /// codex's error colour: the `■` row is red, ANSI colour 1 (`ESC[38;5;1m` from codex,
-/// `ESC[31m` elsewhere; vt100 reads both as index 1).
+/// `ESC[31m` elsewhere; both read as index 1).
 const ERROR_COLOUR: vt100::Color = vt100::Color::Idx(1);
 
+impl Model {
+    /// vt100 0.15 panics on a one-row screen, on a two-column one with a wide character, and on
+    /// a cursor restored after a shrink; both models get at least [`MIN_ROWS`]×[`MIN_COLS`] (a
+    /// terminal that small shows no readable banner anyway).
+    fn new(kind: ScreenModel, rows: u16, cols: u16) -> Model {
+        match kind {
+            ScreenModel::Term => Model::Term(Term::new(rows, cols)),
+            ScreenModel::Vt100 => Model::Vt100(vt100::Parser::new(rows.max(MIN_ROWS), cols.max(MIN_COLS), 0)),
+        }
+    }
+
+    fn process(&mut self, bytes: &[u8]) {
+        match self {
+            Model::Term(t) => t.process(bytes),
+            Model::Vt100(p) => p.process(bytes),
+        }
+    }
+
+    fn size(&self) -> (u16, u16) {
+        match self {
+            Model::Term(t) => t.size(),
+            Model::Vt100(p) => p.screen().size(),
+        }
+    }
+
+    fn cursor_position(&self) -> (u16, u16) {
+        match self {
+            Model::Term(t) => t.cursor_position(),
+            Model::Vt100(p) => p.screen().cursor_position(),
+        }
+    }
+
+    fn alternate_screen(&self) -> bool {
+        match self {
+            Model::Term(t) => t.alternate_screen(),
+            Model::Vt100(p) => p.screen().alternate_screen(),
+        }
+    }
+
+    fn row_wrapped(&self, row: u16) -> bool {
+        match self {
+            Model::Term(t) => t.row_wrapped(row),
+            Model::Vt100(p) => p.screen().row_wrapped(row),
+        }
+    }
+
+    /// One row's text, trailing blanks kept only when it soft-wraps.
+    fn row_text(&self, row: u16) -> String {
+        match self {
+            Model::Term(t) => {
+                let mut text = t.row_text(row);
+                if !t.row_wrapped(row) {
+                    text.truncate(text.trim_end().len());
+                }
+                text
+            }
+            Model::Vt100(p) => {
+                // (`contents_between` walks to the row once; `rows()` would build every row above.)
+                let mut text = p.screen().contents_between(row, 0, row + 1, 0);
+                if text.ends_with('\n') {
+                    text.pop();
+                    text.truncate(text.trim_end().len());
+                }
+                text
+            }
+        }
+    }
+
+    /// Cell (row, col) holds `■` alone.
+    fn is_glyph(&self, row: u16, col: u16) -> bool {
+        match self {
+            Model::Term(t) => t.cell(row, col).is_some_and(|c| c.is('■')),
+            Model::Vt100(p) => p.screen().cell(row, col).is_some_and(|c| c.has_contents() && c.contents() == "■"),
+        }
+    }
+
+    /// Cell (row, col) is drawn in codex's error colour.
+    fn error_colour(&self, row: u16, col: u16) -> bool {
+        match self {
+            Model::Term(t) => t.cell(row, col).is_some_and(|c| c.is_error_colour()),
+            Model::Vt100(p) => p.screen().cell(row, col).is_some_and(|c| c.fgcolor() == ERROR_COLOUR),
+        }
+    }
+
+    /// Cell (row, col) shows something other than a blank.
+    fn filled(&self, row: u16, col: u16) -> bool {
+        match self {
+            Model::Term(t) => t.cell(row, col).is_some_and(|c| c.has_contents() && !c.is(' ')),
+            Model::Vt100(p) => p.screen().cell(row, col).is_some_and(|c| c.has_contents() && c.contents() != " "),
+        }
+    }
+}
+
 pub(super) struct ScreenReader {
-    parser: vt100::Parser,
+    kind: ScreenModel,
+    screen: Model,
     /// Bytes processed since the last scan of the whole screen.
     since_scan: usize,
     pending: Vec<Candidate>,
@@ -98,20 +210,11 @@ enum Verdict {
     Settle,
 }
 
-/// The smallest screen the model is given: vt100 0.15 panics on a one-row screen, on a
-/// two-column one with a wide character, and on a cursor restored after a shrink. A terminal that
-/// small shows no readable banner anyway.
-const MIN_ROWS: u16 = 2;
-const MIN_COLS: u16 = 10;
-
-fn screen_model(rows: u16, cols: u16) -> vt100::Parser {
-    vt100::Parser::new(rows.max(MIN_ROWS), cols.max(MIN_COLS), 0)
-}
-
 impl ScreenReader {
-    pub fn new(rows: u16, cols: u16) -> ScreenReader {
+    pub fn new(kind: ScreenModel, rows: u16, cols: u16) -> ScreenReader {
         ScreenReader {
-            parser: screen_model(rows, cols),
+            kind,
+            screen: Model::new(kind, rows, cols),
             since_scan: 0,
             pending: Vec::new(),
             held: Vec::new(),
@@ -122,7 +225,7 @@ impl ScreenReader {
     /// A new, empty model at the new size (codex redraws everything after a resize; a model
     /// resized in place can panic on a cursor saved before a shrink). Known texts are kept.
     pub fn resize(&mut self, rows: u16, cols: u16) {
-        self.parser = screen_model(rows, cols);
+        self.screen = Model::new(self.kind, rows, cols);
         self.pending.clear();
     }
 
@@ -184,11 +287,11 @@ impl ScreenReader {
             }
             let frames_from = SCAN_EVERY.saturating_sub(self.since_scan);
             let Some(stop) = next_stop(rest, !self.pending.is_empty(), frames_from, glyph.map(|g| g - i)) else {
-                self.parser.process(rest);
+                self.screen.process(rest);
                 self.since_scan += rest.len();
                 break;
             };
-            self.parser.process(&rest[..stop]);
+            self.screen.process(&rest[..stop]);
             if !self.pending.is_empty() {
                 self.read_candidates(armed, out);
             }
@@ -202,7 +305,7 @@ impl ScreenReader {
                 }
                 1
             };
-            self.parser.process(&at[..step]);
+            self.screen.process(&at[..step]);
             self.since_scan += stop + step;
             i += stop + step;
         }
@@ -219,7 +322,7 @@ impl ScreenReader {
     /// A `■` is about to be printed at the cursor. On the alternate screen (codex 0.169 draws
     /// there) nothing scrolls away by itself, so the scans suffice and nothing is followed.
     fn glyph_at_cursor(&mut self) {
-        let screen = self.parser.screen();
+        let screen = &self.screen;
         if screen.alternate_screen() {
             return;
         }
@@ -257,11 +360,10 @@ impl ScreenReader {
     }
 
     fn read(&self, c: &mut Candidate) -> Verdict {
-        let screen = self.parser.screen();
+        let screen = &self.screen;
         // Its first row, if row `r` still shows it (a cheap look at column 0 first).
         let holds = |r: u16| {
-            let glyph = screen.cell(r, 0).is_some_and(|cell| cell.has_contents() && cell.contents() == "■");
-            glyph.then(|| row_text(screen, r)).filter(|t| t.starts_with(c.first.as_str()))
+            screen.is_glyph(r, 0).then(|| screen.row_text(r)).filter(|t| t.starts_with(c.first.as_str()))
         };
         // Not yet read: it is where the glyph was printed, or higher up by as many rows as the
         // terminal's own wrapping of its text scrolled it (an old banner above is not it).
@@ -312,11 +414,11 @@ impl ScreenReader {
     /// waits for a later scan.
     fn scan(&mut self, armed: bool, drawn: bool, out: &mut Vec<(LimitKind, String)>) {
         self.since_scan = 0;
-        let screen = self.parser.screen();
+        let screen = &self.screen;
         let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
         for row in glyph_rows(screen) {
-            if let Some(Banner { kind: Some(k), text, last, ended, .. }) = banner(screen, row, row_text(screen, row)) {
+            if let Some(Banner { kind: Some(k), text, last, ended, .. }) = banner(screen, row, screen.row_text(row)) {
                 let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
                 // A text in unknown words has no known end: only a drawn frame shows it whole.
                 let whole = match k {
@@ -371,22 +473,11 @@ struct Known {
     whole: bool,
 }
 
-/// One row's text, trailing blanks kept only when it soft-wraps. (`contents_between` walks to
-/// the row once; reading cell by cell would walk to it for every cell.)
-fn row_text(screen: &vt100::Screen, row: u16) -> String {
-    let mut t = screen.contents_between(row, 0, row + 1, 0);
-    if t.ends_with('\n') {
-        t.pop();
-        t.truncate(t.trim_end().len());
-    }
-    t
-}
-
 /// The rows whose column 0 holds `■`, not reached by the row above soft-wrapping into it.
-fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
+fn glyph_rows(screen: &Model) -> Vec<u16> {
     let mut rows = Vec::new();
-    for (r, first) in (0u16..).zip(screen.rows(0, 1)) {
-        if first == "■" && !(r > 0 && screen.row_wrapped(r - 1)) {
+    for r in 0..screen.size().0 {
+        if screen.is_glyph(r, 0) && !(r > 0 && screen.row_wrapped(r - 1)) {
             rows.push(r);
         }
     }
@@ -397,12 +488,12 @@ fn glyph_rows(screen: &vt100::Screen) -> Vec<u16> {
 /// `■` or `■ …`. Its kind: a known limit message (whatever its colour), or, on codex's own
 /// error row (the `■` in the error colour), a text in other words that says a limit was hit
 /// ([`LimitKind::Other`]).
-fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
+fn banner(screen: &Model, row: u16, first: String) -> Option<Banner> {
     let body = first.strip_prefix('■')?;
     if !body.is_empty() && !body.starts_with(' ') {
         return None;
     }
-    let error_style = screen.cell(row, 0).is_some_and(|c| c.fgcolor() == ERROR_COLOUR);
+    let error_style = screen.error_colour(row, 0);
     let kind_of = |text: &str| if error_style { texts::classify_error(text) } else { texts::classify(text) };
     let mut text = body.trim().to_string();
     let mut last = row;
@@ -410,7 +501,7 @@ fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
     let rows = screen.size().0;
     let mut ended = true;
     while last + 1 < rows && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
-        let next = row_text(screen, last + 1);
+        let next = screen.row_text(last + 1);
         if last + 1 - row > MAX_ROWS {
             ended = false;
             break;
@@ -442,9 +533,9 @@ fn banner(screen: &vt100::Screen, row: u16, first: String) -> Option<Banner> {
 
 /// Whether row `row` is full to its last column and `next` goes straight on at column 0: codex
 /// cut a word longer than the row there (`next` then may start with `)` or `.`).
-fn cut_word(screen: &vt100::Screen, row: u16, next: &str) -> bool {
+fn cut_word(screen: &Model, row: u16, next: &str) -> bool {
     let cols = screen.size().1;
-    let full = screen.cell(row, cols - 1).is_some_and(|c| c.has_contents() && c.contents() != " ");
+    let full = screen.filled(row, cols - 1);
     full && next.starts_with(|c: char| !c.is_whitespace()) && !next.starts_with(['■', '•', '›', '└', '⚠', '│', '─'])
 }
 
@@ -502,7 +593,7 @@ mod tests {
     use super::*;
 
     fn read_all(bytes: &[u8], rows: u16, cols: u16) -> Vec<(LimitKind, String)> {
-        let mut s = ScreenReader::new(rows, cols);
+        let mut s = ScreenReader::new(ScreenModel::Term, rows, cols);
         let mut out = s.feed(bytes, true);
         out.extend(s.finish(true));
         out
@@ -510,7 +601,7 @@ mod tests {
 
     #[test]
     fn known_texts() {
-        let mut s = ScreenReader::new(24, 80);
+        let mut s = ScreenReader::new(ScreenModel::Term, 24, 80);
         let mut out = Vec::new();
         let u = LimitKind::UsageLimit;
         s.settle(u, "You’ve hit your usage limit. Try again at 7:48 PM.", true, &mut out);
@@ -580,13 +671,13 @@ mod tests {
 
     #[test]
     fn on_screen_before_is_old_and_scrolling_is_followed() {
-        let mut s = ScreenReader::new(5, 80);
+        let mut s = ScreenReader::new(ScreenModel::Term, 5, 80);
         assert!(s.feed("■ You’ve hit your usage limit. Try again later.\r\n".as_bytes(), false).is_empty());
         // Scrolled up (newlines at the bottom): still nothing, no ■ was written.
         assert!(s.feed(b"\x1b[5;1H\n\n\n", true).is_empty());
         assert!(s.finish(true).is_empty());
         // A half-written banner scrolled up by its own continuation row.
-        let mut s = ScreenReader::new(5, 80);
+        let mut s = ScreenReader::new(ScreenModel::Term, 5, 80);
         let mut got = s.feed("\x1b[5;1H■ You’ve hit your usage limit. Upgrade to Pro, visit\r\n".as_bytes(), true);
         assert!(got.is_empty());
         got.extend(s.feed(b"https://chatgpt.com/settings/usage or try again at 7:48 PM.\x1b[1;1H", true));

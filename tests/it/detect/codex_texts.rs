@@ -293,6 +293,7 @@ fn detector(format: Format, rows: u16, cols: u16) -> Detector {
         zone: Zone::Fixed(FixedOffset::east_opt(0).unwrap()),
         clock: Clock::Fixed(NOW.parse().unwrap()),
         wait_for_mark: false,
+        ..DetectOptions::default()
     })
 }
 
