@@ -786,6 +786,19 @@ impl Term {
         self.grid().lines.get(usize::from(row)).map(Row::text).unwrap_or_default()
     }
 
+    /// The whole screen's text: rows joined with a newline, except after a wrapped row.
+    pub fn contents(&self) -> String {
+        let mut out = String::new();
+        for r in &self.grid().lines {
+            out.push_str(&r.text());
+            if !r.wrapped {
+                out.push('\n');
+            }
+        }
+        out.truncate(out.trim_end_matches('\n').len());
+        out
+    }
+
     pub fn cell(&self, row: u16, col: u16) -> Option<CellRef<'_>> {
         let r = self.grid().lines.get(usize::from(row))?;
         (usize::from(col) < r.cells.len()).then_some(CellRef { row: r, col })

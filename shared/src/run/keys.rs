@@ -8,6 +8,7 @@
 //! drawn yet. Ctrl-C and other control keys typed during a switch are dropped too (a Ctrl-C
 //! meant for the old codex must not stop the new one).
 
+use crate::term::Term;
 use std::time::{Duration, Instant};
 
 /// One piece of terminal input: an escape sequence or a run of plain bytes.
@@ -96,13 +97,13 @@ pub const ENTER_AFTER: Duration = Duration::from_millis(500);
 /// of the cursor, read from a screen model of its output.
 pub struct Held {
     pub keys: Vec<u8>,
-    screen: vt100::Parser,
+    screen: Term,
     since: Instant,
 }
 
 impl Held {
     pub fn new(keys: Vec<u8>, rows: u16, cols: u16) -> Held {
-        Held { keys, screen: vt100::Parser::new(rows.max(2), cols.max(10), 0), since: Instant::now() }
+        Held { keys, screen: Term::new(rows, cols), since: Instant::now() }
     }
 
     /// Reads codex's output.
@@ -113,10 +114,8 @@ impl Held {
     /// codex's composer is drawn: the cursor's row starts with `›`, and it is not the selected
     /// row of a popup's numbered list (`› 1. Switch to …`).
     pub fn composer_ready(&self) -> bool {
-        let s = self.screen.screen();
-        let (row, _) = s.cursor_position();
-        let (_, cols) = s.size();
-        let text = s.contents_between(row, 0, row, cols);
+        let (row, _) = self.screen.cursor_position();
+        let text = self.screen.row_text(row);
         let Some(rest) = text.trim_start().strip_prefix('›') else { return false };
         let rest = rest.trim_start();
         let digits = rest.chars().take_while(char::is_ascii_digit).count();

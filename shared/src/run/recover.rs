@@ -20,6 +20,7 @@
 //!   from <file>: thread/resume failed during TUI bootstrap: …`) and exit 1 within a second.
 
 /// What went wrong.
+use crate::term::Term;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TroubleKind {
     /// The account's tokens were revoked or spent: it needs a new login.
@@ -112,7 +113,7 @@ pub const SIGN_IN_TEXT: &str = "codex shows its sign-in screen: the login was re
 /// Reads the start of a TUI's output on a screen model for codex's sign-in screen. Words on the
 /// screen, not bytes: a TUI redraws only what changed, so the sentence may come in pieces.
 pub struct SignInScreen {
-    parser: Option<vt100::Parser>,
+    parser: Option<Term>,
     read: usize,
     /// "ChatGPT" came by: the screen is worth reading from now on (reading it costs; codex
     /// writes each word whole).
@@ -124,7 +125,7 @@ const SIGN_IN_WATCH: usize = 512 * 1024;
 
 impl SignInScreen {
     pub fn new(rows: u16, cols: u16) -> SignInScreen {
-        SignInScreen { parser: Some(vt100::Parser::new(rows.max(2), cols.max(10), 0)), read: 0, hint: false }
+        SignInScreen { parser: Some(Term::new(rows, cols)), read: 0, hint: false }
     }
 
     /// No more watching (a turn started: codex accepted the login).
@@ -137,7 +138,7 @@ impl SignInScreen {
         parser.process(bytes);
         self.read += bytes.len();
         self.hint |= bytes.windows(7).any(|w| w == b"ChatGPT");
-        let shown: String = if self.hint { parser.screen().contents().split_whitespace().collect() } else { String::new() };
+        let shown: String = if self.hint { parser.contents().split_whitespace().collect() } else { String::new() };
         if shown.contains("SigninwithChatGPTtouseCodexaspartofyourpaid") {
             self.parser = None;
             return Some(Trouble { kind: TroubleKind::DeadLogin, text: SIGN_IN_TEXT.into() });
