@@ -235,7 +235,7 @@ impl Row {
 
     /// vt100's `Row::write_contents` over the whole row.
     fn text(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.cells.len());
         let mut prev_wide = false;
         let mut prev_col = 0usize;
         for (col, c) in self.cells.iter().enumerate() {
@@ -249,7 +249,10 @@ impl Row {
                     out.push(' ');
                 }
                 prev_col = prev_col.max(col);
-                self.contents(col as u16, &mut out);
+                match c.count() {
+                    1 => out.push(c.ch),
+                    _ => self.contents(col as u16, &mut out),
+                }
                 prev_col += if prev_wide { 2 } else { 1 };
             }
         }
@@ -272,6 +275,8 @@ struct Grid {
     saved_pos: Pos,
     /// Empty until first shown (the alternate screen).
     lines: Vec<Row>,
+    /// Rows changed since [`Term::take_changed`] last looked (by position on the screen).
+    changed: Vec<bool>,
     scroll_top: u16,
     scroll_bottom: u16,
     origin_mode: bool,
@@ -290,6 +295,7 @@ impl Grid {
             scroll_bottom: rows - 1,
             origin_mode: false,
             saved_origin_mode: false,
+            changed: vec![true; usize::from(rows)],
         }
     }
 
@@ -297,9 +303,27 @@ impl Grid {
         if self.lines.is_empty() {
             self.lines = vec![Row::new(self.cols); usize::from(self.rows)];
         }
+        self.mark_all();
+    }
+
+    fn mark(&mut self, row: u16) {
+        if let Some(c) = self.changed.get_mut(usize::from(row)) {
+            *c = true;
+        }
+    }
+
+    fn mark_from(&mut self, row: u16) {
+        for c in self.changed.iter_mut().skip(usize::from(row)) {
+            *c = true;
+        }
+    }
+
+    fn mark_all(&mut self) {
+        self.mark_from(0);
     }
 
     fn clear(&mut self) {
+        self.mark_all();
         self.pos = Pos::default();
         self.saved_pos = Pos::default();
         for r in &mut self.lines {
@@ -401,6 +425,7 @@ impl Grid {
             let scrolled = self.row_inc_scroll(1);
             prev.row = prev.row.saturating_sub(scrolled);
             let new_row = self.pos.row;
+            self.mark(prev.row);
             if let Some(r) = self.line(prev.row) {
                 r.wrapped = wrap && prev.row + 1 == new_row;
             }
@@ -427,6 +452,9 @@ impl Grid {
         if n == 0 || bottom >= self.lines.len() || top > bottom {
             return;
         }
+        for c in &mut self.changed[top..=bottom] {
+            *c = true;
+        }
         let region = &mut self.lines[top..=bottom];
         let k = usize::from(n).min(region.len());
         if up {
@@ -448,6 +476,7 @@ impl Grid {
     }
 
     fn insert_lines(&mut self, n: u16) {
+        self.mark_all();
         // Each round is vt100's; after as many rounds as there are rows, more change nothing.
         for _ in 0..n.min(self.rows) {
             let (b, p) = (usize::from(self.scroll_bottom), usize::from(self.pos.row));
@@ -462,6 +491,7 @@ impl Grid {
     }
 
     fn delete_lines(&mut self, n: u16) {
+        self.mark_all();
         for _ in 0..n.min(self.rows.saturating_sub(self.pos.row)) {
             let (b, p) = (usize::from(self.scroll_bottom), usize::from(self.pos.row));
             let row = self.new_row();
@@ -490,6 +520,7 @@ impl Grid {
     }
 
     fn erase_row_forward(&mut self, red: bool) {
+        self.mark(self.pos.row);
         let (col, cols) = (self.pos.col, self.cols);
         if let Some(r) = self.current() {
             r.erase_range(col, cols, red);
@@ -497,6 +528,7 @@ impl Grid {
     }
 
     fn erase_row_backward(&mut self, red: bool) {
+        self.mark(self.pos.row);
         let (col, cols) = (self.pos.col, self.cols);
         if let Some(r) = self.current() {
             r.erase_range(0, col.min(cols - 1) + 1, red);
@@ -504,6 +536,7 @@ impl Grid {
     }
 
     fn erase_all_forward(&mut self, red: bool) {
+        self.mark_from(self.pos.row);
         let from = usize::from(self.pos.row) + 1;
         for r in self.lines.iter_mut().skip(from) {
             r.clear(red);
@@ -512,6 +545,7 @@ impl Grid {
     }
 
     fn erase_all_backward(&mut self, red: bool) {
+        self.mark_all();
         let to = usize::from(self.pos.row);
         for r in self.lines.iter_mut().take(to) {
             r.clear(red);
@@ -520,6 +554,7 @@ impl Grid {
     }
 
     fn insert_cells(&mut self, n: u16) {
+        self.mark(self.pos.row);
         let (pos, cols) = (self.pos, self.cols);
         let wide = pos.col < cols && self.cell(pos.row, pos.col).flags & WIDE_CONT != 0;
         let Some(r) = self.current() else { return };
@@ -541,6 +576,7 @@ impl Grid {
     }
 
     fn delete_cells(&mut self, n: u16) {
+        self.mark(self.pos.row);
         let (pos, cols) = (self.pos, self.cols);
         let Some(r) = self.current() else { return };
         for _ in 0..n.min(cols.saturating_sub(pos.col)) {
@@ -550,6 +586,7 @@ impl Grid {
     }
 
     fn erase_cells(&mut self, n: u16, red: bool) {
+        self.mark(self.pos.row);
         let (pos, cols) = (self.pos, self.cols);
         let Some(r) = self.current() else { return };
         r.erase_range(pos.col, pos.col.saturating_add(n).min(cols), red);
@@ -784,6 +821,16 @@ impl Term {
     /// The row's text: blank cells before drawn ones as spaces, nothing after the last drawn one.
     pub fn row_text(&self, row: u16) -> String {
         self.grid().lines.get(usize::from(row)).map(Row::text).unwrap_or_default()
+    }
+
+    /// Which rows of the screen shown changed since the last call (by position: a row that
+    /// scrolled counts as changed where it left and where it arrived). Written into `rows`, one
+    /// flag per row; all of them after the screen is switched or cleared.
+    pub fn take_changed(&mut self, rows: &mut Vec<bool>) {
+        let g = self.grid_mut();
+        rows.clear();
+        rows.resize(g.changed.len(), false);
+        std::mem::swap(rows, &mut g.changed);
     }
 
     /// The whole screen's text: rows joined with a newline, except after a wrapped row.
@@ -1176,6 +1223,7 @@ impl Term {
                 0 => g.erase_all_forward(red),
                 1 => g.erase_all_backward(red),
                 2 => {
+                    g.mark_all();
                     for r in &mut g.lines {
                         r.clear(red);
                     }
@@ -1186,6 +1234,7 @@ impl Term {
                 0 => g.erase_row_forward(red),
                 1 => g.erase_row_backward(red),
                 2 => {
+                    g.mark(g.pos.row);
                     if let Some(r) = g.current() {
                         r.clear(red);
                     }
@@ -1208,19 +1257,30 @@ impl Term {
     }
 
     fn modes(&mut self, set: bool) {
-        let params = self.params.clone();
-        for p in params.iter() {
+        let mut i = 0;
+        loop {
+            // (Only a single number names a mode; copied out so the screen can change.)
+            let mode = match self.params.iter().nth(i) {
+                None => break,
+                Some(&[n]) => Some(n),
+                Some(_) => None,
+            };
+            i += 1;
+            let p: &[u16] = match &mode {
+                Some(n) => std::slice::from_ref(n),
+                None => &[],
+            };
             match (p, set) {
                 ([6], _) => self.grid_mut().set_origin_mode(set),
                 ([47], true) => self.enter_alternate(),
-                ([47], false) => self.on_alternate = false,
+                ([47], false) => self.leave_alternate(),
                 ([1049], true) => {
                     self.save_cursor();
                     self.alternate.clear();
                     self.enter_alternate();
                 }
                 ([1049], false) => {
-                    self.on_alternate = false;
+                    self.leave_alternate();
                     self.restore_cursor();
                 }
                 _ => {}
@@ -1231,6 +1291,11 @@ impl Term {
     fn enter_alternate(&mut self) {
         self.on_alternate = true;
         self.alternate.allocate();
+    }
+
+    fn leave_alternate(&mut self) {
+        self.on_alternate = false;
+        self.normal.mark_all();
     }
 
     /// The colour part of SGR, with vt100's rules (a bad colour ends the sequence).
@@ -1304,6 +1369,7 @@ impl Term {
         while i < run.len() {
             let g = self.grid_mut();
             let (row, col, cols) = (g.pos.row, g.pos.col, g.cols);
+            g.mark(row);
             let Some(line) = g.lines.get_mut(usize::from(row)) else { return };
             let room = usize::from(cols.saturating_sub(col)).min(run.len() - i);
             let mut k = 0;
@@ -1342,6 +1408,10 @@ impl Term {
         }
         g.col_wrap(width, wrap);
         let pos = g.pos;
+        g.mark(pos.row);
+        if width == 0 {
+            g.mark(pos.row.saturating_sub(1));
+        }
         if width == 0 {
             if pos.col > 0 {
                 let mut col = pos.col - 1;

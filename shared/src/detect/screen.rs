@@ -167,6 +167,17 @@ impl Model {
         }
     }
 
+    /// Which rows changed since the last call (vt100 does not say: all of them).
+    fn take_changed(&mut self, rows: &mut Vec<bool>) {
+        match self {
+            Model::Term(t) => t.take_changed(rows),
+            Model::Vt100(p) => {
+                rows.clear();
+                rows.resize(usize::from(p.screen().size().0), true);
+            }
+        }
+    }
+
     /// Cell (row, col) holds `■` alone.
     fn is_glyph(&self, row: u16, col: u16) -> bool {
         match self {
@@ -202,6 +213,11 @@ pub(super) struct ScreenReader {
     /// together with the next feed.
     held: Vec<u8>,
     known: VecDeque<Known>,
+    /// Banners a scan settled, (first row, last row), on rows unchanged since: the next scan
+    /// passes over them (reading them again would settle the same text again, a no-op).
+    settled: Vec<(u16, u16)>,
+    /// The changed-rows flags, kept to reuse the allocation.
+    changed: Vec<bool>,
 }
 
 enum Verdict {
@@ -219,6 +235,8 @@ impl ScreenReader {
             pending: Vec::new(),
             held: Vec::new(),
             known: VecDeque::new(),
+            settled: Vec::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -227,6 +245,7 @@ impl ScreenReader {
     pub fn resize(&mut self, rows: u16, cols: u16) {
         self.screen = Model::new(self.kind, rows, cols);
         self.pending.clear();
+        self.settled.clear();
     }
 
     /// Banners on the screen now, or still being drawn, are old.
@@ -414,10 +433,19 @@ impl ScreenReader {
     /// waits for a later scan.
     fn scan(&mut self, armed: bool, drawn: bool, out: &mut Vec<(LimitKind, String)>) {
         self.since_scan = 0;
+        self.screen.take_changed(&mut self.changed);
+        let changed = &self.changed;
+        let touched = |from: u16, to: u16| {
+            changed.iter().skip(usize::from(from)).take(usize::from(to - from) + 1).any(|&c| c)
+        };
+        self.settled.retain(|&(row, last)| !touched(row, last + 1));
         let screen = &self.screen;
         let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
         for row in glyph_rows(screen) {
+            if self.settled.iter().any(|&(r, _)| r == row) {
+                continue;
+            }
             if let Some(Banner { kind: Some(k), text, last, ended, .. }) = banner(screen, row, screen.row_text(row)) {
                 let drawing = !drawn && (row..=last + 1).contains(&cursor_row);
                 // A text in unknown words has no known end: only a drawn frame shows it whole.
@@ -428,6 +456,7 @@ impl ScreenReader {
                 };
                 if !drawing && whole {
                     found.push((k, text));
+                    self.settled.push((row, last));
                 }
             }
         }
