@@ -1,7 +1,9 @@
 //! Differential tests: `shared::term::Term` against `vt100` 0.15.2 (with its `vte` 0.11.1 parser),
 //! the screen model hs-detect was built on. The same bytes go to both in the same chunks and,
-//! after every chunk, everything the detector reads must be equal: size, cursor, alternate screen,
-//! each row's text and wrap flag, each cell's contents, width flags and error colour.
+//! after every chunk, everything the detector and hs-run read must be equal: size, cursor,
+//! alternate screen, each row's text and wrap flag, each cell's contents (and `is`), width flags
+//! and error colour, the words of the whole screen; and `take_changed` must flag every row that
+//! looks different since the last chunk.
 //!
 //! Inputs: token streams of what terminals and codex send (text, wide and combining characters,
 //! C0/C1 controls, CSI/SGR/private modes, ESC, OSC/DCS/SOS/PM/APC strings, broken UTF-8), random
@@ -66,7 +68,11 @@ fn same_screen(term: &Term, vt: &vt100::Screen) -> Result<(), String> {
                 (t, v) => return differ(at, "cell exists", t.is_some(), v.is_some()),
             };
             differ(at, "has_contents", t.has_contents(), v.has_contents())?;
-            differ(at, "contents", t.contents(), v.contents())?;
+            let text = v.contents();
+            differ(at, "contents", t.contents(), text.clone())?;
+            for c in text.chars().take(1).chain([' ', '■']) {
+                differ(at, &format!("is({c:?})"), t.is(c), text == c.to_string())?;
+            }
             differ(at, "is_wide", t.is_wide(), v.is_wide())?;
             differ(at, "is_wide_continuation", t.is_wide_continuation(), v.is_wide_continuation())?;
             if v.has_contents() {
@@ -78,6 +84,37 @@ fn same_screen(term: &Term, vt: &vt100::Screen) -> Result<(), String> {
     }
     for (row, col) in [(rows, 0), (0, cols), (rows, cols), (u16::MAX, u16::MAX)] {
         differ(At::Cell(row, col), "cell exists", term.cell(row, col).is_some(), false)?;
+    }
+    // Words only: hs-run reads `contents()` without its whitespace, and vt100 gives an empty row
+    // below a wrapped one an extra "\n" (`Row::write_contents` with `wrapping`) that Term does not.
+    let words = |s: String| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    differ(At::Screen, "contents (its words)", words(term.contents()), words(vt.contents()))
+}
+
+/// What a row shows: its text, wrap flag and each cell's flags and colour.
+type RowLook = (String, bool, Vec<u8>);
+
+fn looks(vt: &vt100::Screen) -> Vec<RowLook> {
+    let (rows, cols) = vt.size();
+    vt.rows(0, cols)
+        .zip(0..rows)
+        .map(|(text, row)| {
+            let cells = (0..cols).filter_map(|col| vt.cell(row, col));
+            let flags = cells.map(|c| {
+                u8::from(c.has_contents()) | u8::from(c.is_wide()) << 1 | u8::from(c.is_wide_continuation()) << 2 | u8::from(c.fgcolor() == vt100::Color::Idx(1)) << 3
+            });
+            (text, vt.row_wrapped(row), flags.collect())
+        })
+        .collect()
+}
+
+/// `Term::take_changed` flagged every row that looks different now (it may flag more).
+fn changes_flagged(before: &[RowLook], now: &[RowLook], changed: &[bool]) -> Result<(), String> {
+    differ(At::Screen, "take_changed rows", changed.len(), now.len())?;
+    for (row, (b, n)) in before.iter().zip(now).enumerate() {
+        if b != n && !changed[row] {
+            return Err(format!("row {row}: take_changed: not flagged, but vt100 shows {:?} where it showed {:?}", n.0, b.0));
+        }
     }
     Ok(())
 }
@@ -146,6 +183,9 @@ fn feed_into(mut term: Term, mut vt: vt100::Parser, term_bytes: &[u8], vt_bytes:
     let case = format!("{rows}x{cols}");
     let len = term_bytes.len().max(vt_bytes.len());
     let at = bounds(len, cuts);
+    let mut before = looks(vt.screen());
+    let mut changed = Vec::new();
+    term.take_changed(&mut changed);
     for (i, w) in at.windows(2).enumerate() {
         let (from, to) = (w[0], w[1]);
         let vt_chunk = &vt_bytes[from.min(vt_bytes.len())..to.min(vt_bytes.len())];
@@ -158,7 +198,12 @@ fn feed_into(mut term: Term, mut vt: vt100::Parser, term_bytes: &[u8], vt_bytes:
         let term_chunk = &term_bytes[from.min(term_bytes.len())..to.min(term_bytes.len())];
         let compared = catch_unwind(AssertUnwindSafe(|| {
             term.process(term_chunk);
-            same_screen(&term, vt.screen())
+            same_screen(&term, vt.screen())?;
+            let now = looks(vt.screen());
+            term.take_changed(&mut changed);
+            changes_flagged(&before, &now, &changed)?;
+            before = now;
+            Ok::<(), String>(())
         }));
         let fed = to.min(term_bytes.len());
         match compared {
@@ -638,6 +683,23 @@ fn the_feeder_reports_a_difference_with_the_input_tail() {
     assert!(err.contains(&format!("input bytes {}..{} of {}: ", chunk * 800 + 600, chunk * 800 + 800, cap.bytes.len())), "{err}");
     assert!(err.contains("Working"), "{err}");
     assert_eq!(feed_pair(24, 80, &cap.bytes, &cap.bytes, &cuts), Ok(Outcome::Same));
+}
+
+/// A row that looks different (text, or colour alone) must be flagged by `take_changed`.
+#[test]
+fn an_unflagged_changed_row_is_reported() {
+    let look = |bytes: &[u8]| {
+        let mut vt = vt100::Parser::new(3, 10, 0);
+        vt.process(bytes);
+        looks(vt.screen())
+    };
+    let (blank, red, plain) = (look(b""), look(b"\r\n\x1b[31mx"), look(b"\r\nx"));
+    assert_eq!(changes_flagged(&blank, &red, &[false, true, false]), Ok(()));
+    assert_eq!(changes_flagged(&blank, &red, &[true, true, true]), Ok(()));
+    let err = changes_flagged(&blank, &red, &[true, false, true]).unwrap_err();
+    assert!(err.starts_with("row 1: take_changed: not flagged, but vt100 shows \"x\" where it showed \"\""), "{err}");
+    assert!(changes_flagged(&plain, &red, &[false, false, false]).is_err_and(|e| e.starts_with("row 1:")));
+    assert!(changes_flagged(&blank, &red, &[true, true]).is_err_and(|e| e.contains("take_changed rows")));
 }
 
 /// vt100 panics on a one-row screen (see fuzz.rs): the case is skipped, with the place, and
