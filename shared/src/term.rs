@@ -236,6 +236,12 @@ impl Row {
     /// vt100's `Row::write_contents` over the whole row.
     fn text(&self) -> String {
         let mut out = String::with_capacity(self.cells.len());
+        self.write_text(&mut out);
+        out
+    }
+
+    /// Appends the row's text; whether any cell has contents.
+    fn write_text(&self, out: &mut String) -> bool {
         let mut prev_wide = false;
         let mut prev_col = 0usize;
         for (col, c) in self.cells.iter().enumerate() {
@@ -251,12 +257,12 @@ impl Row {
                 prev_col = prev_col.max(col);
                 match c.count() {
                     1 => out.push(c.ch),
-                    _ => self.contents(col as u16, &mut out),
+                    _ => self.contents(col as u16, out),
                 }
                 prev_col += if prev_wide { 2 } else { 1 };
             }
         }
-        out
+        prev_col > 0
     }
 }
 
@@ -833,14 +839,19 @@ impl Term {
         std::mem::swap(rows, &mut g.changed);
     }
 
-    /// The whole screen's text: rows joined with a newline, except after a wrapped row.
+    /// The whole screen's text: rows joined with a newline, except after a wrapped row (vt100's
+    /// `Screen::contents`, which also writes one for an empty row below a wrapped one).
     pub fn contents(&self) -> String {
         let mut out = String::new();
+        let mut wrapping = false;
         for r in &self.grid().lines {
-            out.push_str(&r.text());
+            if !r.write_text(&mut out) && wrapping {
+                out.push('\n');
+            }
             if !r.wrapped {
                 out.push('\n');
             }
+            wrapping = r.wrapped;
         }
         out.truncate(out.trim_end_matches('\n').len());
         out

@@ -2,7 +2,7 @@
 //! the screen model hs-detect was built on. The same bytes go to both in the same chunks and,
 //! after every chunk, everything the detector and hs-run read must be equal: size, cursor,
 //! alternate screen, each row's text and wrap flag, each cell's contents (and `is`), width flags
-//! and error colour, the words of the whole screen; and `take_changed` must flag every row that
+//! and error colour, the whole screen's text; and `take_changed` must flag every row that
 //! looks different since the last chunk.
 //!
 //! Inputs: token streams of what terminals and codex send (text, wide and combining characters,
@@ -87,8 +87,7 @@ fn same_screen(term: &Term, vt: &vt100::Screen) -> Result<(), String> {
     }
     // Words only: hs-run reads `contents()` without its whitespace, and vt100 gives an empty row
     // below a wrapped one an extra "\n" (`Row::write_contents` with `wrapping`) that Term does not.
-    let words = |s: String| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    differ(At::Screen, "contents (its words)", words(term.contents()), words(vt.contents()))
+    differ(At::Screen, "contents", term.contents(), vt.contents())
 }
 
 /// What a row shows: its text, wrap flag and each cell's flags and colour.
