@@ -74,17 +74,56 @@ pub fn classify(message: &str, info: Option<&str>) -> Option<TroubleKind> {
 #[derive(Default)]
 pub struct ErrorLines {
     line: Vec<u8>,
+    /// `line` says `ERROR: ` or `Error: `.
+    flagged: bool,
 }
+
+/// What a line of trouble says.
+static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| [memchr::memmem::Finder::new("ERROR: "), memchr::memmem::Finder::new("Error: ")]);
+
+/// A line longer than this is read by its start only.
+const LINE_MAX: usize = 64 * 1024;
 
 impl ErrorLines {
     /// The first trouble in the complete lines of `bytes` (the unfinished one waits for its end).
     pub fn scan(&mut self, bytes: &[u8]) -> Option<Trouble> {
+        if !self.flagged && !self.may_hold_an_error(bytes) {
+            // No line here says `ERROR: ` or `Error: `: only the unfinished one is kept. (The
+            // relay calls this for every read: one SIMD search instead of a look at each byte.)
+            match memchr::memrchr2(b'\n', b'\r', bytes) {
+                Some(end) => {
+                    self.line.clear();
+                    self.keep(&bytes[end + 1..]);
+                }
+                None => self.keep(bytes),
+            }
+            return None;
+        }
+        let found = self.scan_lines(bytes);
+        self.flagged = FINDERS.iter().any(|f| f.find(&self.line).is_some());
+        found
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = LINE_MAX.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// `ERROR: ` or `Error: ` in `bytes`, or across the end of the unfinished line and them.
+    fn may_hold_an_error(&self, bytes: &[u8]) -> bool {
+        let tail = &self.line[self.line.len().saturating_sub(6)..];
+        let edge = [tail, &bytes[..bytes.len().min(6)]].concat();
+        FINDERS.iter().any(|f| f.find(bytes).is_some() || f.find(&edge).is_some())
+    }
+
+    fn scan_lines(&mut self, bytes: &[u8]) -> Option<Trouble> {
         let mut found = None;
         for &b in bytes {
             if b == b'\n' || b == b'\r' {
                 let line = std::mem::take(&mut self.line);
                 found = found.or_else(|| trouble_in_line(&String::from_utf8_lossy(&line)));
-            } else if self.line.len() < 64 * 1024 {
+            } else if self.line.len() < LINE_MAX {
                 self.line.push(b);
             }
         }
@@ -235,6 +274,16 @@ mod tests {
             let mut s = ErrorLines::default();
             let got = s.scan(&b[..cut]).or_else(|| s.scan(&b[cut..]));
             assert_eq!(got.map(|t| t.kind), Some(TroubleKind::ResumeRefused), "cut at {cut}");
+        }
+        // in three reads, cut anywhere, after other lines (the reads without the words are
+        // passed over whole; the line they finish is still read)
+        let b = "an answer\r\n\x1b[31mERROR: Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.\x1b[0m\r\nmore\n".as_bytes();
+        for i in 0..=b.len() {
+            for j in i..=b.len() {
+                let mut s = ErrorLines::default();
+                let got = s.scan(&b[..i]).or_else(|| s.scan(&b[i..j])).or_else(|| s.scan(&b[j..]));
+                assert_eq!(got.map(|t| t.kind), Some(TroubleKind::DeadLogin), "cut at {i} and {j}");
+            }
         }
         let mut s = ErrorLines::default();
         let t = s.scan(b"ERROR: Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.\n");
