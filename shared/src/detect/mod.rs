@@ -23,7 +23,7 @@
 //!   that the model, a file or a command prints lands at column 2 or later; the status line
 //!   (`⚠ 5h limit: …`) and the "Approaching rate limits" popup start with other glyphs. Rows
 //!   are read when a `■` is printed at column 0 on the normal screen, at the end of each feed,
-//!   and every 8 KiB of codex's frames (see the `screen` module for the details).
+//!   and every 16 KiB of codex's frames (see the `screen` module for the details).
 //!
 //!   Newness: a banner is reported the first time its text shows up on the screen while the
 //!   detector is armed. Texts already reported, and texts that were on the screen before the

@@ -15,12 +15,14 @@
 //!   (inline mode, a flood of output in one read).
 //! - **scans of the whole screen**: every row with `■ ` at column 0 holding a whole limit message
 //!   is read at the end of every feed, and at the end of a synchronized-update frame
-//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 8 KiB have passed since the
+//!   (`ESC[?2026l`, which codex 0.169 sends after every frame) when 16 KiB have passed since the
 //!   last scan. codex redraws only the cells that changed, so a new banner drawn where an old one
-//!   stood may not print a `■` at all; the scans still see it. (A scan reads the banner rows
-//!   again, about 60 000 instructions with one on the screen: at 4 KiB that was 12 % on top of
-//!   the screen model in a redraw; a banner shown for less than 8 KiB of frames within one read,
-//!   and gone by its end, is not seen on the alternate screen. codex's banner stays.) A scan in the middle of a frame
+//!   stood may not print a `■` at all; the scans still see it. A banner settled by a scan is not
+//!   read again while its rows are unchanged. (A scan reads the changed banner rows again:
+//!   codex's redraws touch them; with scans every 8 KiB that was 10 % on top of the fast screen
+//!   model in a resume; a banner shown for less than 16 KiB of frames within one read, and gone
+//!   by its end, is not seen on the alternate screen. codex's banner stays; hs-run's reads of
+//!   codex's output are 4 KiB.) A scan in the middle of a frame
 //!   leaves alone a banner with the cursor on it or just below (it may still be being drawn).
 //!
 //! A settled banner is reported when its text is new to this reader: texts already reported,
@@ -47,7 +49,7 @@ const MAX_ROWS: u16 = 12;
 const MAX_READS: u32 = 4096;
 /// Frame ends closer together than this share one scan of the screen (the scan at the end of
 /// each feed still sees what the skipped frames drew).
-const SCAN_EVERY: usize = 8192;
+const SCAN_EVERY: usize = 16 * 1024;
 /// Known texts remembered (oldest forgotten first).
 const MAX_KNOWN: usize = 64;
 
@@ -213,8 +215,8 @@ pub(super) struct ScreenReader {
     /// together with the next feed.
     held: Vec<u8>,
     known: VecDeque<Known>,
-    /// Banners a scan settled, (first row, last row), on rows unchanged since: the next scan
-    /// passes over them (reading them again would settle the same text again, a no-op).
+    /// Banners a scan settled, (first row, last row read), on rows unchanged since: the next
+    /// scan passes over them (reading them again would settle the same text again, a no-op).
     settled: Vec<(u16, u16)>,
     /// The changed-rows flags, kept to reuse the allocation.
     changed: Vec<bool>,
@@ -438,7 +440,7 @@ impl ScreenReader {
         let touched = |from: u16, to: u16| {
             changed.iter().skip(usize::from(from)).take(usize::from(to - from) + 1).any(|&c| c)
         };
-        self.settled.retain(|&(row, last)| !touched(row, last + 1));
+        self.settled.retain(|&(row, read_to)| !touched(row, read_to));
         let screen = &self.screen;
         let (cursor_row, _) = screen.cursor_position();
         let mut found = Vec::new();
@@ -455,8 +457,10 @@ impl ScreenReader {
                     k => texts::is_complete(k, &text),
                 };
                 if !drawing && whole {
+                    // A whole message was read without the row below; other texts were ended by it.
+                    let read_to = if texts::is_complete(k, &text) { last } else { last + 1 };
                     found.push((k, text));
-                    self.settled.push((row, last));
+                    self.settled.push((row, read_to));
                 }
             }
         }
