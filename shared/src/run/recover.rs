@@ -113,8 +113,12 @@ impl ErrorLines {
     /// `ERROR: ` or `Error: ` in `bytes`, or across the end of the unfinished line and them.
     fn may_hold_an_error(&self, bytes: &[u8]) -> bool {
         let tail = &self.line[self.line.len().saturating_sub(6)..];
-        let edge = [tail, &bytes[..bytes.len().min(6)]].concat();
-        FINDERS.iter().any(|f| f.find(bytes).is_some() || f.find(&edge).is_some())
+        let head = &bytes[..bytes.len().min(6)];
+        let mut edge = [0u8; 12];
+        edge[..tail.len()].copy_from_slice(tail);
+        edge[tail.len()..tail.len() + head.len()].copy_from_slice(head);
+        let edge = &edge[..tail.len() + head.len()];
+        FINDERS.iter().any(|f| f.find(bytes).is_some() || f.find(edge).is_some())
     }
 
     fn scan_lines(&mut self, bytes: &[u8]) -> Option<Trouble> {
