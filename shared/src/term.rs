@@ -959,10 +959,23 @@ impl Term {
             }
             _ => {}
         }
-        let c0 = b < 0x20;
+        // C0 controls are carried out in the middle of a sequence too (not in strings).
+        let in_string = matches!(
+            self.state,
+            State::DcsEntry
+                | State::DcsParam
+                | State::DcsIntermediate
+                | State::DcsIgnore
+                | State::DcsPassthrough
+                | State::OscString
+                | State::SosPmApcString
+        );
+        if b < 0x20 && !in_string {
+            self.execute(b);
+            return;
+        }
         match self.state {
             State::Ground => match b {
-                0x00..=0x1f => self.execute(b),
                 0x20..=0x7f => self.print(char::from(b)),
                 0x80..=0x8f | 0x91..=0x9a | 0x9c => {} // C1 controls: executed, vt100 does nothing
                 0xc2..=0xf4 => {
@@ -972,7 +985,6 @@ impl Term {
                 _ => {}
             },
             State::Escape => match b {
-                _ if c0 => self.execute(b),
                 0x20..=0x2f => {
                     self.collect(b);
                     self.state = State::EscapeIntermediate;
@@ -987,23 +999,15 @@ impl Term {
                     self.state = State::DcsEntry;
                 }
                 b'X' | b'^' | b'_' => self.state = State::SosPmApcString,
-                0x30..=0x7e => {
-                    self.esc_dispatch(b);
-                    self.state = State::Ground;
-                }
+                0x30..=0x7e => self.esc_dispatch(b),
                 _ => {}
             },
             State::EscapeIntermediate => match b {
-                _ if c0 => self.execute(b),
                 0x20..=0x2f => self.collect(b),
-                0x30..=0x7e => {
-                    self.esc_dispatch(b);
-                    self.state = State::Ground;
-                }
+                0x30..=0x7e => self.esc_dispatch(b),
                 _ => {}
             },
             State::CsiEntry => match b {
-                _ if c0 => self.execute(b),
                 0x20..=0x2f => {
                     self.collect(b);
                     self.state = State::CsiIntermediate;
@@ -1016,38 +1020,26 @@ impl Term {
                     self.collect(b);
                     self.state = State::CsiParam;
                 }
-                0x40..=0x7e => {
-                    self.csi_dispatch(b);
-                    self.state = State::Ground;
-                }
+                0x40..=0x7e => self.csi_dispatch(b),
                 _ => {}
             },
             State::CsiParam => match b {
-                _ if c0 => self.execute(b),
                 0x30..=0x3b => self.param_byte(b),
                 0x3c..=0x3f => self.state = State::CsiIgnore,
                 0x20..=0x2f => {
                     self.collect(b);
                     self.state = State::CsiIntermediate;
                 }
-                0x40..=0x7e => {
-                    self.csi_dispatch(b);
-                    self.state = State::Ground;
-                }
+                0x40..=0x7e => self.csi_dispatch(b),
                 _ => {}
             },
             State::CsiIntermediate => match b {
-                _ if c0 => self.execute(b),
                 0x20..=0x2f => self.collect(b),
                 0x30..=0x3f => self.state = State::CsiIgnore,
-                0x40..=0x7e => {
-                    self.csi_dispatch(b);
-                    self.state = State::Ground;
-                }
+                0x40..=0x7e => self.csi_dispatch(b),
                 _ => {}
             },
             State::CsiIgnore => match b {
-                _ if c0 => self.execute(b),
                 0x40..=0x7e => self.state = State::Ground,
                 _ => {}
             },
@@ -1174,7 +1166,9 @@ impl Term {
         }
     }
 
+    /// The end of an escape sequence: carried out, back to text.
     fn esc_dispatch(&mut self, b: u8) {
+        self.state = State::Ground;
         if self.n_intermediates > 0 {
             return;
         }
@@ -1204,7 +1198,9 @@ impl Term {
         self.fg = self.saved_fg;
     }
 
+    /// The end of a control sequence: carried out, back to text.
     fn csi_dispatch(&mut self, b: u8) {
+        self.state = State::Ground;
         if !self.params.full() {
             self.params.push(self.param);
         }
