@@ -39,16 +39,30 @@ const OPENERS: &[(&str, LimitKind)] = &[
 /// leading `🖐 ` five): a text longer than this has its kind settled.
 pub const OPENER_MAX: usize = 80;
 
-/// Lowercases, folds `’`/`ʼ` to `'`, and drops a leading `🖐` (with its variation selector).
+/// Lowercases, folds `’`/`ʼ` to `'`, makes every run of whitespace one space (a banner is
+/// reported that way), and drops a leading `🖐` (with its variation selector).
 pub fn normalize(text: &str) -> String {
     let t = text.trim_start();
     let t = t.strip_prefix('🖐').map(|r| r.trim_start_matches('\u{fe0f}').trim_start()).unwrap_or(t);
-    t.chars()
-        .map(|c| match c {
+    let mut out = String::with_capacity(t.len());
+    let mut space = false;
+    for c in t.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if std::mem::take(&mut space) {
+            out.push(' ');
+        }
+        out.push(match c {
             '\u{2019}' | '\u{02bc}' | '\u{2018}' => '\'',
             c => c.to_ascii_lowercase(),
-        })
-        .collect()
+        });
+    }
+    if space {
+        out.push(' ');
+    }
+    out
 }
 
 /// The kind of limit a message reports, when the message starts like one of codex's.
@@ -228,6 +242,7 @@ mod tests {
             ("You've hit your usage limit. Try again later.", LimitKind::UsageLimit),
             ("🖐 You've hit your usage limit. Upgrade to Pro (…), or wait for limits to reset (every 5h and every week.).", LimitKind::UsageLimit),
             ("🖐\u{fe0f} You've hit your usage limit.", LimitKind::UsageLimit),
+            ("You’ve  hit your\tusage   limit.", LimitKind::UsageLimit),
             ("You’ve hit your usage limit for GPT-6 Sol. Switch to another model now, or try again at 7:48 PM.", LimitKind::ModelLimit),
             ("Your workspace is out of credits. Add credits to continue.", LimitKind::WorkspaceCredits),
             ("You hit your spend cap set in your workspace. Increase your spend cap to continue.", LimitKind::SpendCap),
