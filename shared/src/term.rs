@@ -14,6 +14,7 @@
 //! wide character on two columns, a cursor restored outside the screen). Screens smaller than
 //! 2 rows or 10 columns are made that size.
 
+use std::collections::VecDeque;
 use unicode_width::UnicodeWidthChar;
 
 /// The smallest screen modelled.
@@ -112,10 +113,8 @@ impl Row {
     }
 
     fn clear(&mut self, red: bool) {
-        for c in &mut self.cells {
-            c.flags = 0;
-            c.red = red;
-        }
+        // Whole cells (`ch` is read only with contents): one wide store for several cells.
+        self.cells.fill(Cell { ch: ' ', flags: 0, red });
         self.marks.clear();
         self.wrapped = false;
     }
@@ -279,8 +278,9 @@ struct Grid {
     cols: u16,
     pos: Pos,
     saved_pos: Pos,
-    /// Empty until first shown (the alternate screen).
-    lines: Vec<Row>,
+    /// Empty until first shown (the alternate screen). A ring: a whole-screen scroll moves
+    /// one row, not all of them.
+    lines: VecDeque<Row>,
     /// Rows changed since [`Term::take_changed`] last looked (by position on the screen).
     changed: Vec<bool>,
     scroll_top: u16,
@@ -296,7 +296,7 @@ impl Grid {
             cols,
             pos: Pos::default(),
             saved_pos: Pos::default(),
-            lines: Vec::new(),
+            lines: VecDeque::new(),
             scroll_top: 0,
             scroll_bottom: rows - 1,
             origin_mode: false,
@@ -307,7 +307,7 @@ impl Grid {
 
     fn allocate(&mut self) {
         if self.lines.is_empty() {
-            self.lines = vec![Row::new(self.cols); usize::from(self.rows)];
+            self.lines = VecDeque::from(vec![Row::new(self.cols); usize::from(self.rows)]);
         }
         self.mark_all();
     }
@@ -461,17 +461,25 @@ impl Grid {
         for c in &mut self.changed[top..=bottom] {
             *c = true;
         }
-        let region = &mut self.lines[top..=bottom];
-        let k = usize::from(n).min(region.len());
+        let len = bottom - top + 1;
+        let k = usize::from(n).min(len);
+        let whole = top == 0 && bottom + 1 == self.lines.len();
         if up {
-            region.rotate_left(k);
-            let len = region.len();
-            for r in &mut region[len - k..] {
+            if whole {
+                self.lines.rotate_left(k);
+            } else {
+                self.lines.make_contiguous()[top..=bottom].rotate_left(k);
+            }
+            for r in self.lines.range_mut(bottom + 1 - k..=bottom) {
                 r.clear(false);
             }
         } else {
-            region.rotate_right(k);
-            for r in &mut region[..k] {
+            if whole {
+                self.lines.rotate_right(k);
+            } else {
+                self.lines.make_contiguous()[top..=bottom].rotate_right(k);
+            }
+            for r in self.lines.range_mut(top..top + k) {
                 r.clear(false);
             }
         }
@@ -1039,10 +1047,11 @@ impl Term {
                 0x40..=0x7e => self.csi_dispatch(b),
                 _ => {}
             },
-            State::CsiIgnore => match b {
-                0x40..=0x7e => self.state = State::Ground,
-                _ => {}
-            },
+            State::CsiIgnore => {
+                if (0x40..=0x7e).contains(&b) {
+                    self.state = State::Ground
+                }
+            }
             State::DcsEntry => match b {
                 0x20..=0x2f => self.state = State::DcsIntermediate,
                 0x30..=0x3b => self.state = State::DcsParam,
@@ -1341,16 +1350,9 @@ impl Term {
                     },
                     _ => return,
                 },
-                [48, 2, r, g, b] => {
-                    if byte(r).is_none() || byte(g).is_none() || byte(b).is_none() {
-                        return;
-                    }
-                }
-                [48, 5, i] => {
-                    if byte(i).is_none() {
-                        return;
-                    }
-                }
+                // (a background colour out of range ends the SGR, as in vt100)
+                [48, 2, r, g, b] if byte(r).is_none() || byte(g).is_none() || byte(b).is_none() => return,
+                [48, 5, i] if byte(i).is_none() => return,
                 [48] => match it.next() {
                     Some([2]) => {
                         if next_byte(&mut it).is_none() || next_byte(&mut it).is_none() || next_byte(&mut it).is_none() {

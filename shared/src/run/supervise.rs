@@ -80,10 +80,15 @@ pub struct RunResult {
 /// in `pending` (written when the pipe has room), so a slow detector never holds up what the
 /// user sees, until it is [`BACKLOG_MAX`] behind; then codex's output is read no faster than
 /// the detector reads it (as with a slow terminal), so no byte is ever skipped.
+///
+/// Output is handed over in batches ([`BATCH`] bytes, or what came within [`BATCH_WAIT`]): in
+/// a flood, one pipe write and one wake-up of hs-detect per batch instead of per 4 KiB read.
 struct Detector {
     child: Child,
     stdin: Option<ChildStdin>,
     pending: Vec<u8>,
+    /// When the oldest byte in `pending` arrived.
+    held_since: Instant,
     /// When `pending` last shrank (a detector stuck that long is given up).
     moved: Instant,
     out: ChildStdout,
@@ -95,6 +100,10 @@ struct Detector {
 
 /// Bytes a detector may be behind before codex's output waits for it.
 const BACKLOG_MAX: usize = 4 << 20;
+/// Output is written to a detector once this much is waiting...
+const BATCH: usize = 32 << 10;
+/// ...or once its oldest byte waited this long (a banner reaches hs-detect at most this late).
+const BATCH_WAIT: Duration = Duration::from_millis(4);
 /// A detector that takes nothing for this long, while behind, is given up.
 const DETECTOR_STUCK: Duration = Duration::from_secs(5);
 
@@ -122,6 +131,7 @@ impl Detector {
             child,
             stdin: Some(stdin),
             pending: Vec::new(),
+            held_since: Instant::now(),
             moved: Instant::now(),
             out,
             buf: Vec::new(),
@@ -135,12 +145,21 @@ impl Detector {
             return;
         }
         if self.pending.is_empty() {
-            self.moved = Instant::now();
-            let n = self.write_some(bytes);
-            self.pending.extend_from_slice(&bytes[n..]);
-        } else {
-            self.pending.extend_from_slice(bytes);
+            let now = Instant::now();
+            (self.held_since, self.moved) = (now, now);
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= BATCH {
             self.flush();
+        }
+    }
+
+    /// When what waits must be written: `None` with nothing waiting.
+    fn due(&self) -> Option<Instant> {
+        match self.pending.len() {
+            0 => None,
+            n if n >= BATCH => Some(self.held_since),
+            _ => Some(self.held_since + BATCH_WAIT),
         }
     }
 
@@ -619,16 +638,21 @@ impl Runner<'_> {
             if let Some(e) = &self.err {
                 fds.push((4, e.as_fd(), output));
             }
+            let now = Instant::now();
+            let mut wake = self.next_wake_ms();
             for (i, (_, d)) in self.detectors.iter().enumerate() {
                 if !d.eof {
                     fds.push((10 + i as u8, d.out.as_fd(), PollFlags::POLLIN));
                 }
-                if let (Some(w), false) = (&d.stdin, d.pending.is_empty()) {
-                    fds.push((20 + i as u8, w.as_fd(), PollFlags::POLLOUT));
+                match (&d.stdin, d.due()) {
+                    // (the pipe was full when it came due)
+                    (Some(w), Some(at)) if at <= now => fds.push((20 + i as u8, w.as_fd(), PollFlags::POLLOUT)),
+                    (Some(_), Some(at)) => wake = wake.min(ms_until(at, now)),
+                    _ => {}
                 }
             }
             let mut pfds: Vec<PollFd> = fds.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)).collect();
-            match nix::poll::poll(&mut pfds, self.next_wake_ms()) {
+            match nix::poll::poll(&mut pfds, wake) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("poll"),
             }
@@ -688,6 +712,12 @@ impl Runner<'_> {
                             self.on_event(ev);
                         }
                     }
+                }
+            }
+            let now = Instant::now();
+            for (_, d) in &mut self.detectors {
+                if d.due().is_some_and(|at| at <= now) {
+                    d.flush();
                 }
             }
             self.tick(term);
@@ -821,7 +851,8 @@ impl Runner<'_> {
                 d.feed(bytes);
             }
         }
-        if self.printed_id.is_none() {
+        // (only needed while codex's open files have not shown its rollout)
+        if self.printed_id.is_none() && self.rollout.is_none() {
             self.printed_id = self.ids.scan(stream, bytes);
         }
         if let Some(t) = self.sign_in.as_mut().and_then(|s| s.feed(bytes)) {
@@ -1081,6 +1112,7 @@ impl Runner<'_> {
 
     /// How long the main loop may sleep: 100 ms, less when a stop step is due sooner.
     fn next_wake_ms(&self) -> u16 {
+        // (see also the detectors' batches in `main_loop`)
         let due = match (self.status, &self.stop) {
             (None, Some((stop, plan))) => stop.next(plan).map(|(_, at, _)| at.saturating_duration_since(Instant::now())),
             _ => None,
@@ -1271,4 +1303,10 @@ mod tests {
         assert_eq!(count_queries(b"\x1b[?u\x1b[c\x1b[6n\x1b]10;?\x1b\\\x1b]11;?\x1b\\"), 5);
         assert_eq!(count_queries(b"plain text"), 0);
     }
+}
+
+/// Milliseconds from `now` to `at`, rounded up, at least 1 and at most 100 (a poll timeout).
+fn ms_until(at: Instant, now: Instant) -> u16 {
+    let d = at.saturating_duration_since(now);
+    (d.as_micros().div_ceil(1000) as u64).clamp(1, 100) as u16
 }
