@@ -536,6 +536,10 @@ fn banner(screen: &Model, row: u16, first: String) -> Option<Banner> {
     let rows = screen.size().0;
     let mut ended = true;
     while last + 1 < rows && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
+        // An opener is read at the start of the text: once the text read so far is longer than
+        // every opener, its kind no longer changes (a text in unknown words may still gain its
+        // words). Counted as reported, whitespace squashed (the opener is read that way).
+        let settled = kind.is_some_and(|k| k != LimitKind::Other) && squashed_len(&text) > texts::OPENER_MAX;
         let next = screen.row_text(last + 1);
         if last + 1 - row > MAX_ROWS {
             ended = false;
@@ -556,14 +560,28 @@ fn banner(screen: &Model, row: u16, first: String) -> Option<Banner> {
             break;
         }
         last += 1;
-        // An opener is read at the start of the text: once the text is longer than every
-        // opener, its kind no longer changes (a text in unknown words may still gain its words).
-        if kind.is_none_or(|k| k == LimitKind::Other) || text.len() <= texts::OPENER_MAX {
+        if !settled {
             kind = kind_of(&text);
         }
     }
     let first = first.trim_end().to_string();
     Some(Banner { first, text, kind, last, error_style, ended })
+}
+
+/// The length of `text` with each run of whitespace counted as one byte.
+fn squashed_len(text: &str) -> usize {
+    let mut n = 0;
+    let mut space = false;
+    for c in text.chars() {
+        let ws = c.is_whitespace();
+        if !ws {
+            n += c.len_utf8();
+        } else if !space {
+            n += 1;
+        }
+        space = ws;
+    }
+    n
 }
 
 /// Whether row `row` is full to its last column and `next` goes straight on at column 0: codex
@@ -677,6 +695,20 @@ mod tests {
         let msg = "■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 7:48 PM.";
         let got = read_all(format!("\x1b[31m{msg}\x1b[0m\r\n").as_bytes(), 24, 40);
         assert_eq!(got, vec![(LimitKind::UsageLimit, msg["■ ".len()..].to_string())]);
+    }
+
+    #[test]
+    fn a_kind_is_read_from_the_text_as_reported() {
+        // A first row with a wide gap (a damaged redraw): over 80 bytes as drawn, but the
+        // opener is read with the gap squashed, so the next row still makes it a model limit.
+        let first = format!("■ You’ve{}hit your usage limit", " ".repeat(60));
+        let bytes = format!("\x1b[?1049h\x1b[5;1H{first}\x1b[6;3Hfor GPT-6 Sol. Switch to another model now, or try again at 7:48 PM.\x1b[20;3H");
+        let want = "You’ve hit your usage limit for GPT-6 Sol. Switch to another model now, or try again at 7:48 PM.";
+        assert_eq!(read_all(bytes.as_bytes(), 24, 100), vec![(LimitKind::ModelLimit, want.to_string())]);
+        // The same without the gap: a row ending at "usage limit" (a narrow terminal).
+        let bytes = bytes.replace(&" ".repeat(60), " ");
+        assert_eq!(read_all(bytes.as_bytes(), 24, 100), vec![(LimitKind::ModelLimit, want.to_string())]);
+        assert_eq!(squashed_len("a  \t b\u{a0}\u{a0}ü"), "a b ü".len());
     }
 
     #[test]
