@@ -56,7 +56,8 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     codex: Option<PathBuf>,
     /// The prompt sent when the session is resumed on the next account
-    /// [default: config "continue_prompt", else a short "continue where you left off"].
+    /// [default: config "continue_prompt", else a short "continue where you left off" that says
+    /// why the account changed: its usage limit, or its login]
     #[arg(long, value_name = "TEXT", conflicts_with = "no_continue")]
     continue_prompt: Option<String>,
     /// Resume on the next account without sending a prompt (the TUI then waits for you;

@@ -16,6 +16,9 @@ pub const DEFAULT_COOLDOWN: &str = "1h";
 pub const DEFAULT_RESEND_PROMPT_AFTER: &str = "8s";
 pub const DEFAULT_CONTINUE_PROMPT: &str =
     "The previous account hit its usage limit. Continue where you left off.";
+/// What the default continue prompt says instead when the switch was for a login codex refused.
+pub const LOGIN_CONTINUE_PROMPT: &str =
+    "The previous account's login stopped working. Continue where you left off.";
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULT_PROMPT: &str = "The previous account hit its usage limit. Continue where you left off.";
+/// The default continue prompt after a switch for a dead login.
+const LOGIN_PROMPT: &str = "The previous account's login stopped working. Continue where you left off.";
 const T: Duration = Duration::from_secs(20);
 const DEAD: &str = "Your access token could not be refreshed because your refresh token was revoked.";
 
@@ -56,14 +58,14 @@ fn exec_dead_login_on_the_next_account_moves_on_and_marks_it() {
         .unwrap();
     let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
     assert_eq!(r.status.code(), Some(0), "{err}");
-    assert_eq!(out, format!("fake answer to: {DEFAULT_PROMPT}\n"));
+    // acc2 resumed after acc1's limit says so; acc3 after acc2's dead login says that instead
+    assert_eq!(out, format!("fake answer to: {LOGIN_PROMPT}\n"));
     let runs = runs(&log);
     let accounts: Vec<&str> = runs.iter().map(|r| r["account_id"].as_str().unwrap()).collect();
     assert_eq!(accounts, ["acct-acc1", "acct-acc2", "acct-acc3"], "each account tried once");
     let id = runs[0]["session_id"].as_str().unwrap();
-    for r in &runs[1..] {
-        assert_eq!(args(r), ["exec", "--skip-git-repo-check", "resume", id, DEFAULT_PROMPT]);
-    }
+    assert_eq!(args(&runs[1]), ["exec", "--skip-git-repo-check", "resume", id, DEFAULT_PROMPT]);
+    assert_eq!(args(&runs[2]), ["exec", "--skip-git-repo-check", "resume", id, LOGIN_PROMPT]);
     assert!(err.contains(&format!("codex-hotswap: acc2 cannot log in ({DEAD}")), "{err}");
     assert!(err.contains("fix: codex-hotswap login acc2); continuing this session on acc3\n"), "{err}");
     // the rotation knows: acc2 needs a login (until it gets one), acc1 is exhausted
@@ -103,6 +105,25 @@ fn login_needed_by_hand_and_cleared() {
     assert_eq!(used.stderr, "hs-rotate: note: acc1 needs a new login (codex-hotswap login acc1)\n");
     assert_eq!(t.run("hs-rotate", &["login-needed", "acc1", "--clear"]).ok().stdout, "acc1 is available again\n");
     assert_eq!(t.run("hs-rotate", &["pick"]).ok().stdout, "acc1\n");
+}
+
+#[test]
+fn a_continue_prompt_of_ones_own_is_sent_whatever_the_reason() {
+    let (t, log) = env(3);
+    let r = t
+        .cmd("hs-run")
+        .args(["--continue-prompt", "keep going", "--", "exec", "--skip-git-repo-check", "do it"])
+        .env("FAKE_CODEX_LIMIT", "1")
+        .env("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "fake answer to: keep going\n");
+    let runs = runs(&log);
+    let id = runs[0]["session_id"].as_str().unwrap();
+    for r in &runs[1..] {
+        assert_eq!(args(r), ["exec", "--skip-git-repo-check", "resume", id, "keep going"]);
+    }
 }
 
 #[test]
@@ -146,7 +167,7 @@ fn tui_dead_login_moves_on_to_the_next_account() {
     let (t, runs) = tui_three_runs(3, ("FAKE_CODEX_DEAD_LOGIN", "acct-acc2"));
     assert_eq!(runs[2]["account_id"], "acct-acc3");
     let id = runs[0]["session_id"].as_str().unwrap();
-    assert_eq!(args(&runs[2]), ["resume", "--no-daemon", id, DEFAULT_PROMPT]);
+    assert_eq!(args(&runs[2]), ["resume", "--no-daemon", id, LOGIN_PROMPT]);
     assert_eq!(state_of(&t, "acc2")["state"], "login_needed");
 }
 
@@ -341,6 +362,7 @@ mod real {
         assert_eq!(last.account_id.as_deref(), Some("acct-acc3"));
         assert_eq!(last.session_id, turns[0].session_id, "the same session");
         assert!(last.body.contains("second question"), "the thread carries the refused prompt");
+        assert!(last.body.contains(super::LOGIN_PROMPT) && !last.body.contains("usage limit"), "the prompt says why: {}", last.body);
         let log = std::fs::read_to_string(r.hs_run_log()).unwrap_or_default();
         assert!(log.contains("trouble: DeadLogin"), "{log}");
         let mut tui = tui;

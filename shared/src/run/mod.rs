@@ -291,6 +291,8 @@ fn session(
     let mut rollout: Option<PathBuf> = None;
     // This run was resumed with the continue prompt (after a limit; not after a boundary).
     let mut with_prompt = false;
+    // The continue prompt for the last switch's reason (None: --no-continue).
+    let mut prompt: Option<String> = opts.continue_prompt.clone();
     // Keys typed during the last switch, for the next codex.
     let mut keys: Vec<u8> = Vec::new();
     if let Some(id) = opts.args.session_target() {
@@ -319,7 +321,7 @@ fn session(
             handled: &handled,
             null_stdin: second_run,
             known_rollout: rollout.as_deref(),
-            resend: match (with_prompt && interactive && carrying.is_none(), opts.continue_prompt.as_deref(), opts.resend_prompt_after) {
+            resend: match (with_prompt && interactive && carrying.is_none(), prompt.as_deref(), opts.resend_prompt_after) {
                 (true, Some(p), Some(after)) => Some((p, after)),
                 _ => None,
             },
@@ -362,7 +364,7 @@ fn session(
             (None, Some(t)) if t.kind == TroubleKind::ResumeRefused => {
                 // The account is fine; the thread is not: a new session gets it as text.
                 let (Some((old, from)), Some(path)) = (resumed, rollout.clone()) else { return Ok(code) };
-                argv = carry_over_run(opts, log, &old, &path)?;
+                argv = carry_over_run(opts, log, &old, &path, prompt.as_deref())?;
                 term.notice(&format!(
                     "{account} refused to continue session {old} ({}); carrying the conversation over as text into a \
                      new session on {account}",
@@ -479,14 +481,15 @@ fn session(
         swaps += 1;
         let from = std::mem::replace(&mut account, next);
         second_run = true;
-        with_prompt = resume_id.is_some() && opts.continue_prompt.is_some();
+        prompt = opts.continue_prompt.as_deref().map(|p| continue_prompt(p, dead_login.is_some()));
+        with_prompt = resume_id.is_some() && prompt.is_some();
         argv = match &resume_id {
             Some(id) => {
                 if dead_login.is_none() {
                     handled.push(limit);
                 }
                 resumed_on_new = Some((id.clone(), from));
-                opts.args.resume_run(id, opts.continue_prompt.as_deref(), opts.no_daemon)
+                opts.args.resume_run(id, prompt.as_deref(), opts.no_daemon)
             }
             None => {
                 // A new session: nothing of the old one is redrawn or appended to.
@@ -562,11 +565,21 @@ fn local_time(t: DateTime<Utc>) -> String {
     }
 }
 
+/// The prompt a session resumed on the next account gets: the configured one, except that the
+/// default one, which speaks of a usage limit, names the login instead when that was the reason.
+fn continue_prompt(configured: &str, dead_login: bool) -> String {
+    if dead_login && configured == crate::config::DEFAULT_CONTINUE_PROMPT {
+        crate::config::LOGIN_CONTINUE_PROMPT.to_string()
+    } else {
+        configured.to_string()
+    }
+}
+
 /// The command line of a new session on the same account whose first prompt is session `old`'s
 /// conversation as text (read from its rollout `path`).
-fn carry_over_run(opts: &Options, log: &Log, old: &str, path: &Path) -> Result<Vec<String>> {
+fn carry_over_run(opts: &Options, log: &Log, old: &str, path: &Path, prompt: Option<&str>) -> Result<Vec<String>> {
     let entries = carry::conversation(path).with_context(|| format!("cannot carry session {old} over"))?;
-    let then = opts.continue_prompt.as_deref().unwrap_or(carry::CONTINUE);
+    let then = prompt.unwrap_or(carry::CONTINUE);
     let prompt = carry::carry_prompt(&entries, old, then, carry::MAX_BYTES);
     log.line(format_args!("carrying session {old} over: {} entries, {} bytes", entries.len(), prompt.len()));
     Ok(opts.args.fresh_run(&prompt, opts.no_daemon))
