@@ -46,16 +46,21 @@ fn args(run: &Value) -> Vec<String> {
     crate::run::codex_args(run)
 }
 
+/// hs-run with `args`, acc1 at its limit (the fake's first run) and the fake's `env`, run to
+/// its end.
+fn limited_run(t: &TestEnv, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = t.cmd("hs-run");
+    cmd.args(args).env("FAKE_CODEX_LIMIT", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn exec_dead_login_on_the_next_account_moves_on_and_marks_it() {
     let (t, log) = env(3);
-    let r = t
-        .cmd("hs-run")
-        .args(["--", "exec", "--skip-git-repo-check", "do it"])
-        .env("FAKE_CODEX_LIMIT", "1")
-        .env("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")
-        .output()
-        .unwrap();
+    let r = limited_run(&t, &["--", "exec", "--skip-git-repo-check", "do it"], &[("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")]);
     let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
     assert_eq!(r.status.code(), Some(0), "{err}");
     // acc2 resumed after acc1's limit says so; acc3 after acc2's dead login says that instead
@@ -110,13 +115,7 @@ fn login_needed_by_hand_and_cleared() {
 #[test]
 fn a_continue_prompt_of_ones_own_is_sent_whatever_the_reason() {
     let (t, log) = env(3);
-    let r = t
-        .cmd("hs-run")
-        .args(["--continue-prompt", "keep going", "--", "exec", "--skip-git-repo-check", "do it"])
-        .env("FAKE_CODEX_LIMIT", "1")
-        .env("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")
-        .output()
-        .unwrap();
+    let r = limited_run(&t, &["--continue-prompt", "keep going", "--", "exec", "--skip-git-repo-check", "do it"], &[("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")]);
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(String::from_utf8_lossy(&r.stdout), "fake answer to: keep going\n");
     let runs = runs(&log);
@@ -129,13 +128,7 @@ fn a_continue_prompt_of_ones_own_is_sent_whatever_the_reason() {
 #[test]
 fn every_account_dead_or_exhausted_exits_75_naming_the_logins() {
     let (t, log) = env(2);
-    let r = t
-        .cmd("hs-run")
-        .args(["--on-exhausted", "exit", "--", "exec", "x"])
-        .env("FAKE_CODEX_LIMIT", "1")
-        .env("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")
-        .output()
-        .unwrap();
+    let r = limited_run(&t, &["--on-exhausted", "exit", "--", "exec", "x"], &[("FAKE_CODEX_DEAD_LOGIN", "acct-acc2")]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(75), "{err}");
     assert_eq!(runs(&log).len(), 2, "no account tried twice: {err}");
@@ -197,14 +190,7 @@ fn tui_sign_in_screen_on_the_first_account_starts_again_on_the_next() {
 /// before any turn). Returns the fake's runs and hs-run's stderr.
 fn carried_exec(check: bool) -> (TestEnv, Vec<Value>, String, String) {
     let (t, log) = env(2);
-    let r = t
-        .cmd("hs-run")
-        .args(["--", "--enable", "cli_resume_account_check", "exec", "--skip-git-repo-check", "do it"])
-        .env("FAKE_CODEX_LIMIT", "1")
-        .env("FAKE_CODEX_REFUSE_FOREIGN", "acct-acc2")
-        .env("FAKE_CODEX_ACCOUNT_CHECK", if check { "1" } else { "0" })
-        .output()
-        .unwrap();
+    let r = limited_run(&t, &["--", "--enable", "cli_resume_account_check", "exec", "--skip-git-repo-check", "do it"], &[("FAKE_CODEX_REFUSE_FOREIGN", "acct-acc2"), ("FAKE_CODEX_ACCOUNT_CHECK", if check { "1" } else { "0" })]);
     let (out, err) = (String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned());
     assert_eq!(r.status.code(), Some(0), "{err}");
     (t, runs(&log), out, err)
