@@ -241,14 +241,28 @@ fn exec_resume_refused_by_codex_account_check_is_carried_over_as_text() {
 
 #[test]
 fn tui_resume_refused_is_carried_over_into_a_new_session() {
-    let (t, runs) = tui_three_runs(2, ("FAKE_CODEX_REFUSE_FOREIGN", "acct-acc2"));
+    let (t, log) = env(2);
+    let mut cmd = t.cmd("hs-run");
+    cmd.env("FAKE_CODEX_LIMIT", "1").env("FAKE_CODEX_REFUSE_FOREIGN", "acct-acc2");
+    let mut tui = Tui::spawn(cmd, 24, 100);
+    tui.wait_until(|_| runs(&log).len() == 3, T).unwrap_or_else(|e| panic!("{e}"));
+    tui.wait_for_text("› ready", T).unwrap();
+    // recorded while the new session runs (events.jsonl and the on_swap hook hear of it then)
+    let carried = || events(&t).into_iter().filter(|e| e["how"] == "carried_over").collect::<Vec<_>>();
+    assert!(crate::support::env::poll_until(T, || !carried().is_empty()), "no carried_over event while codex runs");
+    assert!(tui.wait_exit(Duration::from_millis(1)).is_none(), "codex still runs");
+    tui.send(b"q");
+    assert_eq!(tui.wait_exit(T).and_then(|s| s.code()), Some(0), "{}", tui.screen());
+    let runs = runs(&log);
     let fresh = args(&runs[2]);
     assert_eq!(fresh[0], "--no-daemon");
     assert!(fresh[1].starts_with("[codex-hotswap] This conversation began"), "{fresh:?}");
     assert_eq!(runs[2]["account_id"], "acct-acc2");
-    let ev = events(&t);
-    assert_eq!(ev.last().unwrap()["how"], "carried_over");
-    assert_eq!(ev.last().unwrap()["new_session_id"], runs[2]["session_id"]);
+    let c = carried();
+    assert_eq!(c.len(), 1, "recorded once: {c:?}");
+    assert_eq!(c[0]["session_id"], runs[0]["session_id"]);
+    assert_eq!(c[0]["new_session_id"], runs[2]["session_id"]);
+    assert_eq!(events(&t).last().unwrap()["how"], "carried_over");
 }
 
 // ---- the real codex 0.169.0 against the mock backend ----
@@ -390,9 +404,14 @@ mod real {
         r.mock
             .wait_for(|q| q.is_turn() && q.status == 200 && q.account_id.as_deref() == Some("acct-acc2"), WAIT)
             .unwrap_or_else(|| panic!("no carried-over turn; screen:\n{}", tui.screen()));
+        // recorded while the new session still runs
+        let recorded = crate::support::env::poll_until(WAIT, || events(&r.env).iter().any(|e| e["how"] == "carried_over"));
+        assert!(recorded, "no carried_over event while codex runs");
         let mut tui = tui;
+        assert!(tui.wait_exit(Duration::from_millis(1)).is_none(), "codex still runs");
         quit(&mut tui);
         assert_carried(&r, "tui encrypted question");
+        assert_eq!(events(&r.env).iter().filter(|e| e["how"] == "carried_over").count(), 1, "recorded once");
     }
 
     /// The new session on acc2: its first turn carries the old conversation as text.

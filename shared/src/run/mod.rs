@@ -309,6 +309,15 @@ fn session(
         if let Some(code) = term.pending_quit() {
             return Ok(code);
         }
+        // A carried-over session is recorded as soon as its id is known (events.jsonl and the
+        // on_swap hook hear of it then, not when codex ends).
+        let recorded = std::cell::Cell::new(false);
+        let record_carry = |new: &str| {
+            if let Some((old, from, why)) = &carrying {
+                record_swap(opts, &carried_swap(opts, old, from, &account, why, Some(new.to_string())));
+                recorded.set(true);
+            }
+        };
         let spec = supervise::RunSpec {
             codex: &opts.codex,
             argv: &argv,
@@ -330,6 +339,7 @@ fn session(
             hold_keys: second_run && interactive,
             keys: &keys,
             log,
+            on_session: carrying.as_ref().map(|_| &record_carry as &dyn Fn(&str)),
         };
         log.line(format_args!("run on {account}: codex {}", recover::loggable(&argv)));
         let res = supervise::run_once(term, &opts.tools, &spec)?;
@@ -353,7 +363,11 @@ fn session(
         }
         rollout = main_rollout.or(rollout);
         if let Some((old, from, why)) = carrying.take() {
-            carried_over(term, opts, old, from, &account, why, session_id.clone());
+            let shown = session_id.as_deref().unwrap_or("(its id was not found)");
+            term.notice(&format!("session {old} was carried over as text into session {shown} on {account}"));
+            if !recorded.get() {
+                record_swap(opts, &carried_swap(opts, &old, &from, &account, &why, session_id.clone()));
+            }
         }
         let resumed = resumed_on_new.take();
         if res.user_signal.is_some() {
@@ -585,22 +599,21 @@ fn carry_over_run(opts: &Options, log: &Log, old: &str, path: &Path, prompt: Opt
     Ok(opts.args.fresh_run(&prompt, opts.no_daemon))
 }
 
-/// The carried-over session `new` ran: says so, with both ids, and logs the switch.
-fn carried_over(term: &Term, opts: &Options, old: String, from: String, to: &str, why: String, new: Option<String>) {
-    let shown = new.clone().unwrap_or_else(|| "(its id was not found)".into());
-    term.notice(&format!("session {old} was carried over as text into session {shown} on {to}"));
-    record_swap(opts, &SwapEvent {
+/// The switch of session `old` (from account `from`) carried over as text into session `new`
+/// on `to`.
+fn carried_swap(opts: &Options, old: &str, from: &str, to: &str, why: &str, new: Option<String>) -> SwapEvent {
+    SwapEvent {
         at: Utc::now(),
-        session_id: Some(old),
-        from,
+        session_id: Some(old.to_string()),
+        from: from.to_string(),
         to: to.to_string(),
         kind: LimitKind::Other,
         resets_at: None,
         cwd: opts.cwd.clone(),
         how: Some(SwapHow::CarriedOver),
-        reason: Some(why),
+        reason: Some(why.to_string()),
         new_session_id: new,
-    });
+    }
 }
 
 /// Appends the switch to events.jsonl and runs the `on_swap` hook with it on stdin.

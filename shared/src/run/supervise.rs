@@ -52,6 +52,9 @@ pub struct RunSpec<'a> {
     pub hold_keys: bool,
     pub keys: &'a [u8],
     pub log: &'a super::Log,
+    /// Called once, while codex runs, with the id of the session it started (its rollout found
+    /// in its process tree and read; a sub-agent's thread does not count).
+    pub on_session: Option<&'a dyn Fn(&str)>,
 }
 
 /// How a run ended.
@@ -432,6 +435,8 @@ enum StopAction {
 
 struct Runner<'a> {
     spec: &'a RunSpec<'a>,
+    /// `spec.on_session` was called.
+    announced: bool,
     tools: &'a Tools,
     child: Child,
     pid: u32,
@@ -575,6 +580,7 @@ pub fn run_once(term: &mut Term, tools: &Tools, spec: &RunSpec) -> Result<RunRes
         stdout_ok: true,
         to_codex: Vec::new(),
         printed_id: None,
+        announced: false,
         ids: IdScan::default(),
         queries: 0,
         started: Instant::now(),
@@ -1096,6 +1102,12 @@ impl Runner<'_> {
         }
         for t in troubles {
             self.on_trouble(t);
+        }
+        if let (false, Some(f)) = (self.announced, self.spec.on_session) {
+            if let Some(m) = self.rollout.as_ref().and_then(|r| r.meta.as_ref()).filter(|m| m.parent_thread_id.is_none()) {
+                self.announced = true;
+                f(&m.id);
+            }
         }
         if self.sign_in.is_some() && [&self.rollout, &self.known].into_iter().flatten().any(|t| t.turn_started()) {
             self.sign_in = None;

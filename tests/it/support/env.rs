@@ -301,3 +301,18 @@ pub fn regular_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Checks `pred` every 20 ms until it holds or `timeout` passes (for files another process
+/// writes); whether it held.
+pub fn poll_until(timeout: std::time::Duration, pred: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
