@@ -538,8 +538,8 @@ fn banner(screen: &Model, row: u16, first: String) -> Option<Banner> {
     while last + 1 < rows && !kind.is_some_and(|k| texts::is_complete(k, &text)) {
         // An opener is read at the start of the text: once the text read so far is longer than
         // every opener, its kind no longer changes (a text in unknown words may still gain its
-        // words). Counted as reported, whitespace squashed (the opener is read that way).
-        let settled = kind.is_some_and(|k| k != LimitKind::Other) && squashed_len(&text) > texts::OPENER_MAX;
+        // words). Measured the way the opener is read (normalized: whitespace squashed).
+        let settled = kind.is_some_and(|k| k != LimitKind::Other) && texts::normalize(&text).len() > texts::OPENER_MAX;
         let next = screen.row_text(last + 1);
         if last + 1 - row > MAX_ROWS {
             ended = false;
@@ -566,22 +566,6 @@ fn banner(screen: &Model, row: u16, first: String) -> Option<Banner> {
     }
     let first = first.trim_end().to_string();
     Some(Banner { first, text, kind, last, error_style, ended })
-}
-
-/// The length of `text` with each run of whitespace counted as one byte.
-fn squashed_len(text: &str) -> usize {
-    let mut n = 0;
-    let mut space = false;
-    for c in text.chars() {
-        let ws = c.is_whitespace();
-        if !ws {
-            n += c.len_utf8();
-        } else if !space {
-            n += 1;
-        }
-        space = ws;
-    }
-    n
 }
 
 /// Whether row `row` is full to its last column and `next` goes straight on at column 0: codex
@@ -708,7 +692,6 @@ mod tests {
         // The same without the gap: a row ending at "usage limit" (a narrow terminal).
         let bytes = bytes.replace(&" ".repeat(60), " ");
         assert_eq!(read_all(bytes.as_bytes(), 24, 100), vec![(LimitKind::ModelLimit, want.to_string())]);
-        assert_eq!(squashed_len("a  \t b\u{a0}\u{a0}ü"), "a b ü".len());
     }
 
     #[test]
