@@ -113,14 +113,42 @@ pub fn pids_with_env(key: &str, value: &[u8], except: &[u32]) -> Vec<u32> {
     needle.push(b'=');
     needle.extend_from_slice(value);
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut out: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| !except.contains(pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_slice()))
-        })
-        .collect();
+    let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ"));
+    let has = |env: &[u8]| env.split(|b| *b == 0).any(|kv| kv == needle.as_slice());
+    let mut out = Vec::new();
+    // An empty environment is a kernel thread, a zombie, or a process in the middle of exec
+    // (its new environment is not set up yet): the last kind is looked at once more.
+    let mut unsure = Vec::new();
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        if except.contains(&pid) {
+            continue;
+        }
+        match environ(pid) {
+            Ok(env) if has(&env) => out.push(pid),
+            Ok(env) if env.is_empty() && stat(pid).is_some_and(|s| pid != 2 && s.ppid != 2 && !matches!(s.state, 'Z' | 'X' | 'x')) => {
+                unsure.push(pid)
+            }
+            _ => {}
+        }
+    }
+    // (an exec under load may take a while: up to four looks, 5 ms apart; a process whose
+    // environment really is empty costs those 20 ms)
+    for _ in 0..4 {
+        if unsure.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        unsure.retain(|&pid| match environ(pid) {
+            Ok(env) if env.is_empty() => true,
+            Ok(env) => {
+                if has(&env) {
+                    out.push(pid);
+                }
+                false
+            }
+            Err(_) => false,
+        });
+    }
     out.sort_unstable();
     out
 }
