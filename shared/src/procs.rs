@@ -117,7 +117,7 @@ pub fn pids_with_env(key: &str, value: &[u8], except: &[u32]) -> Vec<u32> {
     let has = |env: &[u8]| env.split(|b| *b == 0).any(|kv| kv == needle.as_slice());
     let mut out = Vec::new();
     // An empty environment is a kernel thread, a zombie, or a process in the middle of exec
-    // (its new environment is not set up yet): the last kind is looked at once more.
+    // (its new environment is not set up yet): the last kind is looked at again below.
     let mut unsure = Vec::new();
     for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
         if except.contains(&pid) {
